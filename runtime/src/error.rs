@@ -1,0 +1,88 @@
+//! Errors of the runtime: every malformed input is a value naming what is wrong.
+
+use crate::format::TensorId;
+use core::fmt;
+
+/// A blob that cannot be run, and why.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BlobError {
+    /// Fewer bytes than a header and checksum need.
+    TooShort { len: usize },
+    /// The first bytes are not `THINKLNG`.
+    BadMagic,
+    /// Written by another format version.
+    UnsupportedVersion { found: u32, supported: u32 },
+    /// The bytes changed after export (or the blob is truncated).
+    BadChecksum { stored: u32, computed: u32 },
+    /// The postcard document does not decode.
+    Malformed { what: &'static str },
+    /// Bytes left between the document and its checksum.
+    TrailingBytes { count: usize },
+    /// The config is inconsistent (zero sizes, heads not dividing dim, ...).
+    BadConfig { what: &'static str },
+    /// The config is larger than this build of the runtime supports.
+    Unsupported { what: &'static str, value: u32, max: u32 },
+    /// The tensor table holds the wrong number of tensors.
+    TensorCount { found: u32, expected: u32 },
+    /// A tensor sits where another was expected.
+    UnexpectedTensor { expected: TensorId, found: TensorId },
+    /// A tensor's shape differs from the config's.
+    BadShape { id: TensorId, expected: (u32, u32), found: (u32, u32) },
+    /// A tensor's byte or scale count does not match its shape.
+    BadTensorSize { id: TensorId, what: &'static str, expected: usize, found: usize },
+    /// A dtype or group size that is not allowed for this tensor.
+    BadDType { id: TensorId, what: &'static str },
+    /// The tokenizer tables are inconsistent.
+    BadTokenizer { what: &'static str },
+}
+
+impl fmt::Display for BlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use BlobError::*;
+        match self {
+            TooShort { len } => write!(f, "blob too short ({len} bytes): not a thinkling model"),
+            BadMagic => write!(f, "not a thinkling model blob (bad magic)"),
+            UnsupportedVersion { found, supported } => write!(
+                f,
+                "blob format version {found} is not supported (this runtime reads version {supported})"
+            ),
+            BadChecksum { stored, computed } => write!(
+                f,
+                "blob checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupt or truncated"
+            ),
+            Malformed { what } => write!(f, "malformed blob: {what}"),
+            TrailingBytes { count } => write!(f, "malformed blob: {count} unexpected trailing bytes"),
+            BadConfig { what } => write!(f, "invalid model config: {what}"),
+            Unsupported { what, value, max } => {
+                write!(f, "unsupported model: {what} is {value}, this runtime supports at most {max}")
+            }
+            TensorCount { found, expected } => {
+                write!(f, "blob holds {found} tensors, the config needs {expected}")
+            }
+            UnexpectedTensor { expected, found } => write!(
+                f,
+                "expected tensor {:?} (layer {}, expert {}), found {:?} (layer {}, expert {})",
+                expected.kind, expected.layer, expected.expert, found.kind, found.layer, found.expert
+            ),
+            BadShape { id, expected, found } => write!(
+                f,
+                "tensor {:?} (layer {}, expert {}) has shape {}x{}, the config needs {}x{}",
+                id.kind, id.layer, id.expert, found.0, found.1, expected.0, expected.1
+            ),
+            BadTensorSize { id, what, expected, found } => write!(
+                f,
+                "tensor {:?} (layer {}, expert {}): {what} is {found} bytes, its shape needs {expected}",
+                id.kind, id.layer, id.expert
+            ),
+            BadDType { id, what } => write!(
+                f,
+                "tensor {:?} (layer {}, expert {}): {what}",
+                id.kind, id.layer, id.expert
+            ),
+            BadTokenizer { what } => write!(f, "invalid tokenizer: {what}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BlobError {}
