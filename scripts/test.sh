@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs when missing, then checks the
+# no_std runtime builds for the boards and runs every test (release profile:
+# candle in a debug build is far too slow to train in tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
+if ! command -v qemu-system-arm >/dev/null; then
+  as_root apt-get update -qq && as_root apt-get install -y -qq qemu-system-arm
+fi
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
+
+echo "== runtime builds for the boards (no_std)"
+cargo build -q --release -p thinkling-runtime --target thumbv7em-none-eabihf
+cargo build -q --release -p thinkling-runtime --target riscv32imac-unknown-none-elf
+
+echo "== tests"
+cargo test --release --workspace "$@"
