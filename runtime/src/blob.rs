@@ -20,10 +20,16 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, BlobError> {
     }
     // The version follows the magic as a postcard varint: read it before the
     // checksum so a newer file says "newer", not "corrupt".
-    let (version, _) = postcard::take_from_bytes::<u32>(&bytes[MAGIC.len()..])
-        .map_err(|_| BlobError::Malformed { what: "format version" })?;
+    let (version, _) = postcard::take_from_bytes::<u32>(&bytes[MAGIC.len()..]).map_err(|_| {
+        BlobError::Malformed {
+            what: "format version",
+        }
+    })?;
     if version != FORMAT_VERSION {
-        return Err(BlobError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        return Err(BlobError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     let split = bytes.len() - 4;
     let (doc, crc_bytes) = bytes.split_at(split);
@@ -32,8 +38,10 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, BlobError> {
     if stored != computed {
         return Err(BlobError::BadChecksum { stored, computed });
     }
-    let (blob, rest) = postcard::take_from_bytes::<Blob<'_>>(doc)
-        .map_err(|_| BlobError::Malformed { what: "document does not decode" })?;
+    let (blob, rest) =
+        postcard::take_from_bytes::<Blob<'_>>(doc).map_err(|_| BlobError::Malformed {
+            what: "document does not decode",
+        })?;
     if !rest.is_empty() {
         return Err(BlobError::TrailingBytes { count: rest.len() });
     }
@@ -70,10 +78,18 @@ fn validate_config(c: &ModelConfig) -> Result<(), BlobError> {
         return bad("embedding scale must be finite");
     }
     if c.n_layers > MAX_LAYERS {
-        return Err(BlobError::Unsupported { what: "layer count", value: c.n_layers, max: MAX_LAYERS });
+        return Err(BlobError::Unsupported {
+            what: "layer count",
+            value: c.n_layers,
+            max: MAX_LAYERS,
+        });
     }
     if c.head_dim() > MAX_HEAD_DIM {
-        return Err(BlobError::Unsupported { what: "head dim", value: c.head_dim(), max: MAX_HEAD_DIM });
+        return Err(BlobError::Unsupported {
+            what: "head dim",
+            value: c.head_dim(),
+            max: MAX_HEAD_DIM,
+        });
     }
     // Keep every index product inside u32 (and so inside usize on a 32-bit MCU).
     let big = |v: u32| v > 1 << 24;
@@ -85,7 +101,11 @@ fn validate_config(c: &ModelConfig) -> Result<(), BlobError> {
             return bad("moe needs 0 < top_k <= n_experts");
         }
         if m.n_experts > MAX_EXPERTS {
-            return Err(BlobError::Unsupported { what: "expert count", value: m.n_experts, max: MAX_EXPERTS });
+            return Err(BlobError::Unsupported {
+                what: "expert count",
+                value: m.n_experts,
+                max: MAX_EXPERTS,
+            });
         }
         if c.n_layers < 64 && m.layer_mask >> c.n_layers != 0 {
             return bad("moe layer mask names layers beyond n_layers");
@@ -97,7 +117,10 @@ fn validate_config(c: &ModelConfig) -> Result<(), BlobError> {
 fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), BlobError> {
     let bad = |what| Err(BlobError::BadTokenizer { what });
     match *t {
-        TokenizerData::ByteBpe { merges, merge_index } => {
+        TokenizerData::ByteBpe {
+            merges,
+            merge_index,
+        } => {
             if merges.len() % 8 != 0 {
                 return bad("merge table is not a whole number of pairs");
             }
@@ -136,7 +159,12 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
                 prev = Some(key);
             }
         }
-        TokenizerData::Pieces { bytes, offsets, scores, sorted } => {
+        TokenizerData::Pieces {
+            bytes,
+            offsets,
+            scores,
+            sorted,
+        } => {
             if offsets.len() % 4 != 0 || offsets.len() < 4 {
                 return bad("piece offsets are not u32s");
             }
@@ -175,7 +203,15 @@ pub struct TensorRecords<'a> {
 
 impl<'a> TensorRecords<'a> {
     pub fn new(blob: &Blob<'a>) -> Self {
-        Self { rest: blob.tensors, left: blob.tensor_count }
+        Self {
+            rest: blob.tensors,
+            left: blob.tensor_count,
+        }
+    }
+
+    /// The encoded records not yet walked (the next one first).
+    pub fn remaining_bytes(&self) -> &'a [u8] {
+        self.rest
     }
 }
 
@@ -193,43 +229,85 @@ impl<'a> Iterator for TensorRecords<'a> {
             }
             Err(_) => {
                 self.left = 0;
-                Some(Err(BlobError::Malformed { what: "tensor record does not decode" }))
+                Some(Err(BlobError::Malformed {
+                    what: "tensor record does not decode",
+                }))
             }
         }
     }
 }
 
 /// Checks one record against the id and shape the config expects.
-pub fn validate_record(rec: &TensorRecord<'_>, expected: TensorId, c: &ModelConfig) -> Result<(), BlobError> {
+pub fn validate_record(
+    rec: &TensorRecord<'_>,
+    expected: TensorId,
+    c: &ModelConfig,
+) -> Result<(), BlobError> {
     if rec.id != expected {
-        return Err(BlobError::UnexpectedTensor { expected, found: rec.id });
+        return Err(BlobError::UnexpectedTensor {
+            expected,
+            found: rec.id,
+        });
     }
     let shape = expected.shape(c);
     if (rec.rows, rec.cols) != shape {
-        return Err(BlobError::BadShape { id: rec.id, expected: shape, found: (rec.rows, rec.cols) });
+        return Err(BlobError::BadShape {
+            id: rec.id,
+            expected: shape,
+            found: (rec.rows, rec.cols),
+        });
     }
-    let is_norm = matches!(rec.id.kind, TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm);
+    let is_norm = matches!(
+        rec.id.kind,
+        TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm
+    );
     if is_norm && rec.dtype != DType::F32 {
-        return Err(BlobError::BadDType { id: rec.id, what: "norm gains must be f32" });
+        return Err(BlobError::BadDType {
+            id: rec.id,
+            what: "norm gains must be f32",
+        });
     }
     let quantized = matches!(rec.dtype, DType::Q8 | DType::Q4);
     if quantized && (rec.group_size == 0 || rec.group_size > 1 << 16) {
-        return Err(BlobError::BadDType { id: rec.id, what: "quantized tensor needs a group size in 1..=65536" });
+        return Err(BlobError::BadDType {
+            id: rec.id,
+            what: "quantized tensor needs a group size in 1..=65536",
+        });
     }
     if quantized && rec.dtype == DType::Q4 && rec.group_size % 2 != 0 {
-        return Err(BlobError::BadDType { id: rec.id, what: "q4 group size must be even" });
+        return Err(BlobError::BadDType {
+            id: rec.id,
+            what: "q4 group size must be even",
+        });
     }
     if !quantized && rec.group_size != 0 {
-        return Err(BlobError::BadDType { id: rec.id, what: "unquantized tensor must have group size 0" });
+        return Err(BlobError::BadDType {
+            id: rec.id,
+            what: "unquantized tensor must have group size 0",
+        });
     }
     let rows = rec.rows as usize;
     let data = rows * rec.row_bytes();
     if rec.data.len() != data {
-        return Err(BlobError::BadTensorSize { id: rec.id, what: "data", expected: data, found: rec.data.len() });
+        return Err(BlobError::BadTensorSize {
+            id: rec.id,
+            what: "data",
+            expected: data,
+            found: rec.data.len(),
+        });
     }
-    let scales = if quantized { rows * rec.groups_per_row() * scale_bytes(rec.scale_type) } else { 0 };
+    let scales = if quantized {
+        rows * rec.groups_per_row() * scale_bytes(rec.scale_type)
+    } else {
+        0
+    };
     if rec.scales.len() != scales {
-        return Err(BlobError::BadTensorSize { id: rec.id, what: "scales", expected: scales, found: rec.scales.len() });
+        return Err(BlobError::BadTensorSize {
+            id: rec.id,
+            what: "scales",
+            expected: scales,
+            found: rec.scales.len(),
+        });
     }
     Ok(())
 }
@@ -238,7 +316,10 @@ fn validate_tensors(blob: &Blob<'_>) -> Result<(), BlobError> {
     let c = &blob.config;
     let expected = TensorId::canonical_count(c);
     if blob.tensor_count as usize != expected {
-        return Err(BlobError::TensorCount { found: blob.tensor_count, expected: expected as u32 });
+        return Err(BlobError::TensorCount {
+            found: blob.tensor_count,
+            expected: expected as u32,
+        });
     }
     let mut records = TensorRecords::new(blob);
     let mut result = Ok(());
@@ -249,12 +330,16 @@ fn validate_tensors(blob: &Blob<'_>) -> Result<(), BlobError> {
         result = match records.next() {
             Some(Ok(rec)) => validate_record(&rec, id, c),
             Some(Err(e)) => Err(e),
-            None => Err(BlobError::Malformed { what: "tensor table ends early" }),
+            None => Err(BlobError::Malformed {
+                what: "tensor table ends early",
+            }),
         };
     });
     result?;
     if !records.rest.is_empty() {
-        return Err(BlobError::Malformed { what: "bytes after the last tensor record" });
+        return Err(BlobError::Malformed {
+            what: "bytes after the last tensor record",
+        });
     }
     Ok(())
 }

@@ -21,15 +21,28 @@ pub enum BlobError {
     /// The config is inconsistent (zero sizes, heads not dividing dim, ...).
     BadConfig { what: &'static str },
     /// The config is larger than this build of the runtime supports.
-    Unsupported { what: &'static str, value: u32, max: u32 },
+    Unsupported {
+        what: &'static str,
+        value: u32,
+        max: u32,
+    },
     /// The tensor table holds the wrong number of tensors.
     TensorCount { found: u32, expected: u32 },
     /// A tensor sits where another was expected.
     UnexpectedTensor { expected: TensorId, found: TensorId },
     /// A tensor's shape differs from the config's.
-    BadShape { id: TensorId, expected: (u32, u32), found: (u32, u32) },
+    BadShape {
+        id: TensorId,
+        expected: (u32, u32),
+        found: (u32, u32),
+    },
     /// A tensor's byte or scale count does not match its shape.
-    BadTensorSize { id: TensorId, what: &'static str, expected: usize, found: usize },
+    BadTensorSize {
+        id: TensorId,
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
     /// A dtype or group size that is not allowed for this tensor.
     BadDType { id: TensorId, what: &'static str },
     /// The tokenizer tables are inconsistent.

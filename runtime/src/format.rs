@@ -137,7 +137,11 @@ pub struct TensorId {
 
 impl TensorId {
     pub const fn new(kind: TensorKind, layer: u16, expert: u16) -> Self {
-        Self { kind, layer, expert }
+        Self {
+            kind,
+            layer,
+            expert,
+        }
     }
 
     /// Shape `[rows, cols]` this tensor must have under `config`.
@@ -262,7 +266,14 @@ pub mod special {
     pub const FIRST_MERGE: u32 = FIRST_BYTE + 256;
     /// Texts of the special tokens, indexed by id.
     pub const NAMES: [&str; 8] = [
-        "<pad>", "<unk>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</answer>",
+        "<pad>",
+        "<unk>",
+        "<bos>",
+        "<eos>",
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
     ];
 }
 

@@ -2,11 +2,26 @@
 //! read in place (flash on a board), in memory whose size is known up front.
 //!
 //! The path from bytes to tokens, in pipeline order:
-//! [`blob::parse`] (format checks) → [`tokenizer`] → the model and its forward
-//! pass → sampling → generation with think/answer parsing.
+//! [`blob::parse`] (format checks) → [`tokenizer`] → [`model::Model`] (tensor
+//! views) → [`session::Session`] (forward pass with KV cache in the caller's
+//! arena, sized by [`memory::plan`]; kernels in [`kernels`]) → [`sampling`] →
+//! [`generate`] (think/answer parsing, think budget, streaming).
 #![no_std]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -16,8 +31,23 @@ extern crate std;
 pub mod blob;
 pub mod error;
 pub mod format;
+pub mod generate;
+pub mod kernels;
+pub mod memory;
+pub mod model;
 pub mod quant;
+pub mod sampling;
+pub mod session;
+#[cfg(feature = "alloc")]
+pub mod testing;
 pub mod tokenizer;
 
 pub use error::BlobError;
 pub use format::{DType, ModelConfig, ScaleType};
+pub use generate::{
+    generate, generate_ids, GenerateConfig, GenerateError, Generation, Span, StopReason, TokenEvent,
+};
+pub use memory::{plan, KvDType, MemoryPlan};
+pub use model::Model;
+pub use sampling::{Sampler, SamplerConfig};
+pub use session::{Session, SessionError};

@@ -77,7 +77,9 @@ pub fn quantize_row(
         write_scale(&mut scales[g * sb..], scale, scale_type);
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         for (i, v) in chunk.iter().enumerate() {
-            let q = round_half_away(v * inv).clamp(-qmax - if dtype == DType::Q4 { 1.0 } else { 0.0 }, qmax) as i32;
+            let q = round_half_away(v * inv)
+                .clamp(-qmax - if dtype == DType::Q4 { 1.0 } else { 0.0 }, qmax)
+                as i32;
             let idx = g * group + i;
             match dtype {
                 DType::Q8 => data[idx] = q as i8 as u8,
@@ -141,7 +143,9 @@ mod tests {
     #[test]
     fn short_last_group_round_trips() {
         // 172 = 5 * 32 + 12: the last group is short and must keep its own scale.
-        let x: [f32; 172] = core::array::from_fn(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0 + if i >= 160 { 100.0 } else { 0.0 });
+        let x: [f32; 172] = core::array::from_fn(|i| {
+            ((i * 37 % 101) as f32 - 50.0) / 7.0 + if i >= 160 { 100.0 } else { 0.0 }
+        });
         for dtype in [DType::Q8, DType::Q4] {
             let mut data = [0u8; 172];
             let mut scales = [0u8; 6 * 4];
@@ -153,7 +157,10 @@ mod tests {
             for (g, (xc, yc)) in x.chunks(32).zip(y.chunks(32)).enumerate() {
                 let amax = xc.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for (a, b) in xc.iter().zip(yc) {
-                    assert!((a - b).abs() <= amax / qmax / 2.0 + 1e-5, "group {g}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= amax / qmax / 2.0 + 1e-5,
+                        "group {g}: {a} vs {b}"
+                    );
                 }
             }
         }

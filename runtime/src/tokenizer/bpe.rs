@@ -21,7 +21,10 @@ impl Merges<'_> {
         self.index.len() / 4
     }
     fn pair(&self, rank: usize) -> Option<(u32, u32)> {
-        Some((u32_at(self.merges, rank * 2)?, u32_at(self.merges, rank * 2 + 1)?))
+        Some((
+            u32_at(self.merges, rank * 2)?,
+            u32_at(self.merges, rank * 2 + 1)?,
+        ))
     }
     /// Rank of the merge of `(l, r)`, by binary search: O(log merges).
     fn rank(&self, l: u32, r: u32) -> Option<u32> {
@@ -101,7 +104,9 @@ pub(super) fn decode(m: Merges<'_>, id: u32, emit: &mut dyn FnMut(&[u8])) {
             }
             continue;
         }
-        let Some((l, r)) = m.pair((t - special::FIRST_MERGE) as usize) else { continue };
+        let Some((l, r)) = m.pair((t - special::FIRST_MERGE) as usize) else {
+            continue;
+        };
         if stack.push(r).is_err() || stack.push(l).is_err() {
             return; // deeper than any trained merge tree: stop rather than fail
         }

@@ -68,17 +68,39 @@ impl<'a> Tokenizer<'a> {
     /// Special-token texts such as `<think>` are encoded as plain text.
     pub fn encode(&self, text: &[u8], out: &mut [u32]) -> Result<usize, TooManyTokens> {
         match self.data {
-            TokenizerData::ByteBpe { merges, merge_index } => {
-                bpe::encode(bpe::Merges { merges, index: merge_index }, text, out)
-            }
-            TokenizerData::Pieces { bytes, offsets, scores, sorted } => {
-                pieces::encode(&pieces::Pieces { bytes, offsets, scores, sorted }, text, out)
-            }
+            TokenizerData::ByteBpe {
+                merges,
+                merge_index,
+            } => bpe::encode(
+                bpe::Merges {
+                    merges,
+                    index: merge_index,
+                },
+                text,
+                out,
+            ),
+            TokenizerData::Pieces {
+                bytes,
+                offsets,
+                scores,
+                sorted,
+            } => pieces::encode(
+                &pieces::Pieces {
+                    bytes,
+                    offsets,
+                    scores,
+                    sorted,
+                },
+                text,
+                out,
+            ),
             TokenizerData::None => {
                 // Without a vocabulary, ids are bytes shifted past the three
                 // llama2.c control ids (the `<0xXX>` byte-fallback layout).
                 if text.len() > out.len() {
-                    return Err(TooManyTokens { capacity: out.len() });
+                    return Err(TooManyTokens {
+                        capacity: out.len(),
+                    });
                 }
                 for (o, b) in out.iter_mut().zip(text) {
                     *o = *b as u32 + 3;
@@ -96,12 +118,33 @@ impl<'a> Tokenizer<'a> {
             return;
         }
         match self.data {
-            TokenizerData::ByteBpe { merges, merge_index } => {
-                bpe::decode(bpe::Merges { merges, index: merge_index }, id, emit)
-            }
-            TokenizerData::Pieces { bytes, offsets, scores, sorted } => {
-                pieces::decode(&pieces::Pieces { bytes, offsets, scores, sorted }, prev, id, emit)
-            }
+            TokenizerData::ByteBpe {
+                merges,
+                merge_index,
+            } => bpe::decode(
+                bpe::Merges {
+                    merges,
+                    index: merge_index,
+                },
+                id,
+                emit,
+            ),
+            TokenizerData::Pieces {
+                bytes,
+                offsets,
+                scores,
+                sorted,
+            } => pieces::decode(
+                &pieces::Pieces {
+                    bytes,
+                    offsets,
+                    scores,
+                    sorted,
+                },
+                prev,
+                id,
+                emit,
+            ),
             TokenizerData::None => {
                 if (3..259).contains(&id) {
                     emit(&[(id - 3) as u8]);

@@ -87,8 +87,9 @@ mod tests {
     #[test]
     fn digits_stand_alone_and_words_keep_their_space() {
         let c = split("add 123+45 =  x\n");
-        let want: [&[u8]; 11] =
-            [b"add", b" ", b"1", b"2", b"3", b"+", b"4", b"5", b" =", b" ", b" x"];
+        let want: [&[u8]; 11] = [
+            b"add", b" ", b"1", b"2", b"3", b"+", b"4", b"5", b" =", b" ", b" x",
+        ];
         assert_eq!(&c[..11], &want[..]);
         assert_eq!(c[11], b"\n");
     }
@@ -96,10 +97,12 @@ mod tests {
     #[test]
     fn chunks_cover_input_and_are_bounded() {
         let s = "a".repeat(100) + "  \t\n!!!! ünïcödé 9";
-        let total: usize = chunks(s.as_bytes()).map(|c| {
-            assert!(!c.is_empty() && c.len() <= MAX_CHUNK);
-            c.len()
-        }).sum();
+        let total: usize = chunks(s.as_bytes())
+            .map(|c| {
+                assert!(!c.is_empty() && c.len() <= MAX_CHUNK);
+                c.len()
+            })
+            .sum();
         assert_eq!(total, s.len());
     }
 }

@@ -1,0 +1,228 @@
+//! Random-weight model blobs for tests and benchmarks (feature `alloc`).
+//!
+//! ```
+//! # #[cfg(feature = "alloc")] {
+//! use runtime::{testing, DType, Model};
+//! let config = testing::tiny_config();
+//! let blob = testing::random_blob(&config, DType::Q8, 32, 7).unwrap();
+//! let model = Model::from_blob(&blob).unwrap();
+//! assert_eq!(model.config().dim, 64);
+//! # }
+//! ```
+//!
+//! Weights are uniform in `±1/sqrt(cols)` (embeddings `±1`), norm gains near
+//! 1, so activations stay in a realistic range. The tokenizer is thinkling's
+//! byte-level BPE with the merges of [`MERGES`] (as many as the vocab holds;
+//! none, i.e. [`TokenizerData::None`], when the vocab is below 264 tokens).
+
+use crate::blob::{self, EncodeError};
+use crate::format::*;
+use crate::quant;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The test tokenizer's merges, in rank order, as `(left, right)` texts.
+pub const MERGES: [(&str, &str); 12] = [
+    ("t", "h"),
+    ("h", "e"),
+    ("th", "e"),
+    (" ", "t"),
+    (" t", "he"),
+    ("i", "n"),
+    ("e", "r"),
+    ("a", "n"),
+    (" ", "a"),
+    (" a", "n"),
+    (" an", "d"),
+    ("o", "n"),
+];
+
+/// Reference shape "tiny": dim 64, 5 layers, 8 heads, 4 kv heads, hidden 172
+/// (a short last quantization group at group 32), vocab 512, context 512.
+pub fn tiny_config() -> ModelConfig {
+    ModelConfig {
+        dim: 64,
+        n_layers: 5,
+        n_heads: 8,
+        n_kv_heads: 4,
+        hidden_dim: 172,
+        vocab_size: 512,
+        max_seq_len: 512,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 8.0,
+        tied_embeddings: true,
+        moe: None,
+    }
+}
+
+/// Reference shape "small" (llama2.c's stories15M): dim 288, 6 layers,
+/// 6 heads, 6 kv heads, hidden 768, vocab 32000, context 256.
+pub fn small_config() -> ModelConfig {
+    ModelConfig {
+        dim: 288,
+        n_layers: 6,
+        n_heads: 6,
+        n_kv_heads: 6,
+        hidden_dim: 768,
+        vocab_size: 32000,
+        max_seq_len: 256,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 1.0,
+        tied_embeddings: true,
+        moe: None,
+    }
+}
+
+/// SplitMix64 uniform floats in `[-1, 1)`.
+struct Uniform(crate::sampling::Rng);
+
+impl Uniform {
+    fn next(&mut self) -> f32 {
+        self.0.next_f32() * 2.0 - 1.0
+    }
+}
+
+/// Byte-level BPE tables (`merges`, `merge_index`) for [`MERGES`], limited
+/// to what `vocab_size` holds.
+pub fn test_merges(vocab_size: u32) -> (Vec<u8>, Vec<u8>) {
+    let room = (vocab_size as usize).saturating_sub(special::FIRST_MERGE as usize);
+    let mut known: Vec<(Vec<u8>, u32)> = Vec::new();
+    let id_of = |known: &Vec<(Vec<u8>, u32)>, s: &str| -> u32 {
+        match s.as_bytes() {
+            [b] => special::FIRST_BYTE + *b as u32,
+            bytes => known
+                .iter()
+                .find(|(k, _)| k.as_slice() == bytes)
+                .map_or(special::UNK, |(_, id)| *id),
+        }
+    };
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for (r, (l, rt)) in MERGES.iter().take(room).enumerate() {
+        let pair = (id_of(&known, l), id_of(&known, rt));
+        let mut text = Vec::from(l.as_bytes());
+        text.extend_from_slice(rt.as_bytes());
+        known.push((text, special::FIRST_MERGE + r as u32));
+        pairs.push(pair);
+    }
+    let mut merges = Vec::new();
+    for (l, r) in &pairs {
+        merges.extend_from_slice(&l.to_le_bytes());
+        merges.extend_from_slice(&r.to_le_bytes());
+    }
+    let mut ranks: Vec<u32> = (0..pairs.len() as u32).collect();
+    ranks.sort_by_key(|r| pairs.get(*r as usize).copied());
+    let index = ranks.iter().flat_map(|r| r.to_le_bytes()).collect();
+    (merges, index)
+}
+
+/// A valid blob of `config` with random weights: every matrix in `dtype`
+/// (Q8/Q4 with `group` elements per f32 scale along rows), norms in f32.
+pub fn random_blob(
+    config: &ModelConfig,
+    dtype: DType,
+    group: u32,
+    seed: u64,
+) -> Result<Vec<u8>, EncodeError> {
+    random_blob_with_scales(config, dtype, group, ScaleType::F32, seed)
+}
+
+/// [`random_blob`] with a choice of scale storage.
+pub fn random_blob_with_scales(
+    config: &ModelConfig,
+    dtype: DType,
+    group: u32,
+    scale_type: ScaleType,
+    seed: u64,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut rng = Uniform(crate::sampling::Rng::new(seed));
+    blob_from_fn(config, dtype, group, scale_type, &mut |id, _row, values| {
+        let is_norm = matches!(
+            id.kind,
+            TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm
+        );
+        let amp = match id.kind {
+            TensorKind::Embedding => 1.0,
+            _ => 1.0 / libm::sqrtf(values.len().max(1) as f32),
+        };
+        for v in values.iter_mut() {
+            *v = if is_norm {
+                1.0 + 0.1 * rng.next()
+            } else {
+                amp * rng.next()
+            };
+        }
+    })
+}
+
+/// A blob whose weights come from `weight(id, row, values)`, which fills one
+/// row of tensor `id` (`values.len()` = its columns). Matrices are stored in
+/// `dtype` (Q8/Q4 with `group` elements per scale), norm gains in f32. The
+/// tokenizer is the one described in the module docs.
+pub fn blob_from_fn(
+    config: &ModelConfig,
+    dtype: DType,
+    group: u32,
+    scale_type: ScaleType,
+    weight: &mut dyn FnMut(TensorId, usize, &mut [f32]),
+) -> Result<Vec<u8>, EncodeError> {
+    let mut ids = Vec::new();
+    TensorId::for_each_canonical(config, |id| ids.push(id));
+    // Own every tensor's bytes first; the records borrow them.
+    let mut owned: Vec<(TensorId, DType, u32, u32, u32, Vec<u8>, Vec<u8>)> = Vec::new();
+    for id in ids {
+        let (rows, cols) = id.shape(config);
+        let is_norm = matches!(
+            id.kind,
+            TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm
+        );
+        let dt = if is_norm { DType::F32 } else { dtype };
+        let quantized = matches!(dt, DType::Q8 | DType::Q4);
+        let g = if quantized { group.max(1) } else { 0 };
+        let rb = row_bytes(dt, cols as usize);
+        let gpr = if quantized {
+            (cols as usize).div_ceil(g as usize)
+        } else {
+            0
+        };
+        let sb = scale_bytes(scale_type);
+        let mut data = vec![0u8; rows as usize * rb];
+        let mut scales = vec![0u8; rows as usize * gpr * sb];
+        let mut row = vec![0f32; cols as usize];
+        for r in 0..rows as usize {
+            weight(id, r, &mut row);
+            let (Some(d), Some(s)) = (
+                data.get_mut(r * rb..(r + 1) * rb),
+                scales.get_mut(r * gpr * sb..(r + 1) * gpr * sb),
+            ) else {
+                return Err(EncodeError::Serialize);
+            };
+            quant::quantize_row(&row, dt, g as usize, scale_type, d, s);
+        }
+        owned.push((id, dt, rows, cols, g, data, scales));
+    }
+    let records: Vec<TensorRecord<'_>> = owned
+        .iter()
+        .map(|(id, dt, rows, cols, g, data, scales)| TensorRecord {
+            id: *id,
+            dtype: *dt,
+            rows: *rows,
+            cols: *cols,
+            group_size: *g,
+            scale_type,
+            data,
+            scales,
+        })
+        .collect();
+    let (merges, merge_index) = test_merges(config.vocab_size);
+    let tokenizer = if config.vocab_size >= special::FIRST_MERGE {
+        TokenizerData::ByteBpe {
+            merges: &merges,
+            merge_index: &merge_index,
+        }
+    } else {
+        TokenizerData::None
+    };
+    blob::encode(config, tokenizer, &records)
+}
