@@ -1,0 +1,297 @@
+//! The firmware, end to end: build it for Cortex-M with a freshly made blob,
+//! run it under QEMU (mps2-an386), and check that it generates exactly the
+//! tokens the host runtime generates; check that a corrupt blob is reported,
+//! that both real boards build and that a blob too big for a board fails the
+//! build with its size.
+//!
+//! The QEMU tests need `qemu-system-arm` and `defmt-print` (scripts/test.sh
+//! installs them). Without them they are skipped with a message, unless `CI`
+//! is set, where a missing tool is a failure.
+//!
+//! Not run by default (`--ignored`), for firmware/README.md:
+//! - `write_reference_blob` regenerates firmware/models/reference.bin;
+//! - `measure_tiny_shape` prints the instructions per token of the tiny shape.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use runtime::format::{DType, ModelConfig};
+use runtime::generate::{generate, GenerateConfig, Span};
+use runtime::memory::{plan, KvDType};
+use runtime::model::Model;
+use runtime::sampling::SamplerConfig;
+use runtime::session::Session;
+
+const TARGET: &str = "thumbv7em-none-eabihf";
+
+/// Builds share one target dir (the dependencies compile once) but each
+/// writes the same ELF path: a build and the copy of its ELF must not
+/// interleave with another test's build.
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A target dir of its own: the outer `cargo test` holds the lock of target/.
+fn firmware_target_dir() -> PathBuf {
+    workspace().join("target").join("firmware-tests")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+}
+
+/// Whether the QEMU tests can run; panics on CI when a tool is missing.
+fn qemu_tools() -> bool {
+    let missing: Vec<&str> = ["qemu-system-arm", "defmt-print"].into_iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "CI is set but {} not installed (scripts/test.sh installs them)", missing.join(" and "));
+    eprintln!(
+        "SKIPPED: firmware QEMU test: {} not installed (install with scripts/test.sh, or apt-get install qemu-system-arm; cargo install defmt-print)",
+        missing.join(" and ")
+    );
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Blobs: random weights (runtime::testing) in a few shapes.
+
+/// dim 64, 5 layers, 8 heads, 4 kv heads, hidden 172, vocab 512.
+fn tiny() -> ModelConfig {
+    runtime::testing::tiny_config()
+}
+
+/// The reference blob's shape (firmware/models): small enough for quick QEMU runs.
+fn small() -> ModelConfig {
+    ModelConfig {
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        hidden_dim: 86,
+        vocab_size: 320,
+        max_seq_len: 256,
+        embedding_scale: (32f32).sqrt(),
+        ..tiny()
+    }
+}
+
+/// Matrices in `dtype` (groups of 32 along rows for Q8/Q4), norms in f32.
+fn random_blob(config: ModelConfig, dtype: DType, seed: u64) -> Vec<u8> {
+    runtime::testing::random_blob(&config, dtype, 32, seed).expect("the random blob encodes")
+}
+
+// ---------------------------------------------------------------------------
+// Building and running the firmware.
+
+struct Settings<'a> {
+    board: &'a str,
+    prompts: &'a [&'a str],
+    context: usize,
+    max_new_tokens: usize,
+}
+
+const DEFAULT_SETTINGS: Settings<'static> =
+    Settings { board: "qemu", prompts: &["12+35=", "Ann has 3 bags of 4 pears. How many pears?"], context: 96, max_new_tokens: 96 };
+
+/// Builds the firmware with `model` embedded; on success returns a private
+/// copy of the ELF.
+fn build_firmware(model: &Path, s: &Settings<'_>, out_dir: &Path) -> (Output, Option<PathBuf>) {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // From the workspace root, so .cargo/config.toml's link arguments apply.
+    cmd.current_dir(workspace())
+        .args(["build", "--profile", "firmware", "-p", "thinkling-firmware", "--target", TARGET])
+        .env("CARGO_TARGET_DIR", firmware_target_dir())
+        .env("THINKLING_MODEL", model)
+        .env("THINKLING_PROMPTS", s.prompts.join("|"))
+        .env("THINKLING_CONTEXT", s.context.to_string())
+        .env("THINKLING_MAX_NEW_TOKENS", s.max_new_tokens.to_string())
+        .env("THINKLING_KV", "f16")
+        .env("DEFMT_LOG", "info")
+        .env_remove("THINKLING_THINK_BUDGET")
+        .env_remove("THINKLING_TEXT_BYTES")
+        // RUSTFLAGS would replace the config's link arguments.
+        .env_remove("RUSTFLAGS");
+    if s.board != "qemu" {
+        cmd.args(["--no-default-features", "--features", &format!("board-{}", s.board)]);
+    }
+    let out = cmd.output().expect("cargo runs");
+    if !out.status.success() {
+        return (out, None);
+    }
+    let elf = firmware_target_dir().join(TARGET).join("firmware").join("firmware");
+    let copy = out_dir.join(format!("firmware-{}.elf", s.board));
+    std::fs::copy(&elf, &copy).expect("copy the firmware ELF");
+    (out, Some(copy))
+}
+
+/// Runs an ELF under QEMU through the cargo runner; returns the exit code and
+/// the decoded log (one line per message).
+fn run_qemu(elf: &Path) -> (i32, String) {
+    let out = Command::new(workspace().join("scripts/qemu-run.sh"))
+        .arg(elf)
+        .args(["--log-format", "{L} {s}"])
+        .env("THINKLING_QEMU_TIMEOUT", "240")
+        .output()
+        .expect("scripts/qemu-run.sh runs");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), log)
+}
+
+/// Generated token ids per prompt, from the firmware's `token <prompt> <id> <span> ...` lines.
+fn firmware_tokens(log: &str, prompts: usize) -> Vec<Vec<u32>> {
+    let mut tokens = vec![Vec::new(); prompts];
+    for line in log.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "token") else { continue };
+        let (Some(p), Some(id), Some(span)) = (words.get(at + 1), words.get(at + 2), words.get(at + 3)) else {
+            continue;
+        };
+        let (Ok(p), Ok(id)) = (p.parse::<usize>(), id.parse::<u32>()) else { continue };
+        if *span != "prompt" && p < prompts {
+            tokens[p].push(id);
+        }
+    }
+    tokens
+}
+
+/// What the host runtime generates with the firmware's settings.
+fn host_tokens(blob: &[u8], s: &Settings<'_>) -> Vec<Vec<u32>> {
+    let model = Model::from_blob(blob).expect("blob loads on the host");
+    let mut arena = vec![0u8; plan(model.config(), s.context, KvDType::F16).total_bytes];
+    let mut session = Session::new(&model, &mut arena, s.context, KvDType::F16).expect("session");
+    let cfg = GenerateConfig {
+        sampler: SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 },
+        max_new_tokens: s.max_new_tokens,
+        think_budget: None,
+    };
+    let mut text = vec![0u8; 1024];
+    s.prompts
+        .iter()
+        .map(|p| {
+            let mut ids = Vec::new();
+            generate(&mut session, p, &cfg, &mut text, &mut |ev| {
+                if ev.span != Span::Prompt {
+                    ids.push(ev.id)
+                }
+            })
+            .expect("host generation");
+            ids
+        })
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn firmware_generates_the_host_tokens_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let blob = random_blob(small(), DType::Q8, 7);
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let s = DEFAULT_SETTINGS;
+    let (out, elf) = build_firmware(&model, &s, dir.path());
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
+    let expected = host_tokens(&blob, &s);
+    let got = firmware_tokens(&log, s.prompts.len());
+    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert!(!expected.is_empty(), "the host generated nothing for prompt {p}");
+        assert_eq!(got, expected, "prompt {p}: firmware tokens differ from the host's; log:\n{log}");
+    }
+    assert!(log.contains("summary:"), "no summary line; log:\n{log}");
+}
+
+#[test]
+fn corrupt_blob_is_reported_with_the_runtime_error() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut blob = random_blob(small(), DType::Q8, 8);
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x40;
+    let expected = Model::from_blob(&blob).err().expect("a flipped byte is detected").to_string();
+    let model = dir.path().join("corrupt.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let (out, elf) = build_firmware(&model, &DEFAULT_SETTINGS, dir.path());
+    let elf = elf.unwrap_or_else(|| panic!("a corrupt blob must still build (it is reported at boot):\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 3, "a blob error exits with code 3; log:\n{log}");
+    assert!(log.contains(&expected), "the log lacks the runtime's error {expected:?}; log:\n{log}");
+}
+
+#[test]
+fn both_real_boards_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.bin");
+    std::fs::write(&model, random_blob(tiny(), DType::Q8, 9)).unwrap();
+    for board in ["nrf52840", "stm32h743"] {
+        let s = Settings { board, prompts: &["12+35="], context: 256, max_new_tokens: 256 };
+        let (out, elf) = build_firmware(&model, &s, dir.path());
+        assert!(elf.is_some(), "{board} build failed:\n{}", stderr(&out));
+    }
+}
+
+#[test]
+fn blob_too_big_for_the_board_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    // f32 weights of dim 256 x 4 layers: about 4.5 MB, over the nRF52840's 1 MiB.
+    let big = ModelConfig { dim: 256, n_layers: 4, hidden_dim: 688, ..tiny() };
+    let blob = random_blob(big, DType::F32, 10);
+    let model = dir.path().join("big.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let s = Settings { board: "nrf52840", prompts: &["1+1="], context: 64, max_new_tokens: 8 };
+    let (out, elf) = build_firmware(&model, &s, dir.path());
+    let err = stderr(&out);
+    assert!(elf.is_none(), "a {} byte blob must not build for the nrf52840", blob.len());
+    assert!(
+        err.contains(&format!("is {} bytes, too big for board nrf52840", blob.len())) && err.contains("bytes of flash"),
+        "the build error must give the blob size and the room:\n{err}"
+    );
+}
+
+/// `cargo test --release --test firmware -- --ignored write_reference_blob`
+#[test]
+#[ignore = "regenerates firmware/models/reference.bin"]
+fn write_reference_blob() {
+    let path = workspace().join("firmware/models/reference.bin");
+    std::fs::write(&path, random_blob(small(), DType::Q8, 1)).unwrap();
+    println!("wrote {}", path.display());
+}
+
+/// `cargo test --release --test firmware -- --ignored --nocapture measure_tiny_shape`
+#[test]
+#[ignore = "measurement for firmware/README.md (about a minute)"]
+fn measure_tiny_shape() {
+    assert!(qemu_tools(), "needs qemu-system-arm and defmt-print");
+    let dir = tempfile::tempdir().unwrap();
+    let blob = random_blob(tiny(), DType::Q8, 11);
+    let model = dir.path().join("tiny.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let s = Settings { board: "qemu", prompts: &["12+35="], context: 256, max_new_tokens: 256 };
+    let (out, elf) = build_firmware(&model, &s, dir.path());
+    let elf = elf.unwrap_or_else(|| panic!("build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 0, "log:\n{log}");
+    println!("tiny shape q8, blob {} bytes", blob.len());
+    for line in log.lines().filter(|l| !l.contains(" token ")) {
+        println!("{line}");
+    }
+    assert_eq!(firmware_tokens(&log, 1), host_tokens(&blob, &s));
+}
