@@ -28,8 +28,9 @@ const BOS: u32 = 1;
 const NO_SCORE: f32 = -1e10;
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    let s = b.get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    let start = i.checked_mul(4)?;
+    let s: [u8; 4] = b.get(start..start.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(s))
 }
 
 /// Orders `piece` against the concatenation `a ++ b` without building it.
