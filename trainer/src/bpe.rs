@@ -67,10 +67,13 @@ impl BpeTrainer {
         // Distinct chunks in a fixed order: HashMap order must not leak into
         // the result (it only affects the order of commutative count updates,
         // but sorting keeps the whole run reproducible to inspect).
-        let mut chunks: Vec<(&Vec<u8>, u64)> = self.chunk_counts.iter().map(|(k, &v)| (k, v)).collect();
+        let mut chunks: Vec<(&Vec<u8>, u64)> =
+            self.chunk_counts.iter().map(|(k, &v)| (k, v)).collect();
         chunks.sort_unstable();
-        let mut words: Vec<Vec<u32>> =
-            chunks.iter().map(|(c, _)| c.iter().map(|&b| special::FIRST_BYTE + b as u32).collect()).collect();
+        let mut words: Vec<Vec<u32>> = chunks
+            .iter()
+            .map(|(c, _)| c.iter().map(|&b| special::FIRST_BYTE + b as u32).collect())
+            .collect();
         let counts: Vec<i64> = chunks.iter().map(|&(_, n)| n as i64).collect();
 
         let mut pair_counts: HashMap<Pair, i64> = HashMap::new();
@@ -89,7 +92,9 @@ impl BpeTrainer {
 
         let mut merges = Vec::with_capacity(n_merges);
         while merges.len() < n_merges {
-            let Some((count, Reverse(pair))) = heap.pop() else { break };
+            let Some((count, Reverse(pair))) = heap.pop() else {
+                break;
+            };
             let current = pair_counts.get(&pair).copied().unwrap_or(0);
             if current != count {
                 if current > 0 {
@@ -103,7 +108,11 @@ impl BpeTrainer {
             let new_id = special::FIRST_MERGE + merges.len() as u32;
             merges.push(pair);
 
-            let mut affected: Vec<u32> = where_.remove(&pair).unwrap_or_default().into_iter().collect();
+            let mut affected: Vec<u32> = where_
+                .remove(&pair)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             affected.sort_unstable();
             let mut touched: HashSet<Pair> = HashSet::new();
             for w in affected {
@@ -200,21 +209,28 @@ struct TokenizerFile {
 /// through a temporary file and a rename, so a reader never sees half a file.
 pub fn save_tokenizer(path: &Path, merges: &[(u32, u32)]) -> anyhow::Result<()> {
     validate_merges(merges)?;
-    let json = serde_json::to_string(&TokenizerFile { merges: merges.to_vec() })?;
-    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
+    let json = serde_json::to_string(&TokenizerFile {
+        merges: merges.to_vec(),
+    })?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file path", path.display()))?;
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, json + "\n").with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename to {}", tmp.display(), path.display()))?;
+    std::fs::write(&tmp, json + "\n")
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot rename to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 /// Reads and checks a `tokenizer.json` written by [`save_tokenizer`].
 pub fn load_tokenizer(path: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let file: TokenizerFile =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a tokenizer file", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let file: TokenizerFile = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a tokenizer file", path.display()))?;
     validate_merges(&file.merges).with_context(|| format!("{}: bad merges", path.display()))?;
     Ok(file.merges)
 }
@@ -241,12 +257,19 @@ impl OwnedTokenizer {
         let mut ranks: Vec<u32> = (0..merges.len() as u32).collect();
         ranks.sort_by_key(|&r| merges[r as usize]);
         let index = ranks.iter().flat_map(|r| r.to_le_bytes()).collect();
-        Self { merges: bytes, index, vocab_size: BASE_VOCAB as u32 + merges.len() as u32 }
+        Self {
+            merges: bytes,
+            index,
+            vocab_size: BASE_VOCAB as u32 + merges.len() as u32,
+        }
     }
 
     /// The blob's tokenizer section for these tables.
     pub fn data(&self) -> TokenizerData<'_> {
-        TokenizerData::ByteBpe { merges: &self.merges, merge_index: &self.index }
+        TokenizerData::ByteBpe {
+            merges: &self.merges,
+            merge_index: &self.index,
+        }
     }
 
     pub fn tokenizer(&self) -> Tokenizer<'_> {
@@ -257,7 +280,10 @@ impl OwnedTokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         // Every byte is at most one token.
         let mut out = vec![0u32; text.len()];
-        let n = self.tokenizer().encode(text.as_bytes(), &mut out).unwrap_or(0);
+        let n = self
+            .tokenizer()
+            .encode(text.as_bytes(), &mut out)
+            .unwrap_or(0);
         out.truncate(n);
         out
     }
@@ -291,7 +317,12 @@ mod tests {
                 i * 3,
                 i * 4
             ));
-            v.push(format!("<think>{}+{}+0={:02}</think> thé café ünïcödé ☕ {i}", i % 10, i % 7, i % 10 + i % 7));
+            v.push(format!(
+                "<think>{}+{}+0={:02}</think> thé café ünïcödé ☕ {i}",
+                i % 10,
+                i % 7,
+                i % 10 + i % 7
+            ));
         }
         v
     }
@@ -335,10 +366,15 @@ mod tests {
         for text in c.iter().map(String::as_str).chain(probe) {
             let ids = tok.encode(text);
             assert_eq!(tok.decode(&ids), text);
-            assert!(ids.iter().all(|&id| id >= special::FIRST_BYTE && id < tok.vocab_size));
+            assert!(ids
+                .iter()
+                .all(|&id| id >= special::FIRST_BYTE && id < tok.vocab_size));
             // Each digit is one token of its own: the digit's byte token.
             let digits: usize = text.bytes().filter(u8::is_ascii_digit).count();
-            let digit_tokens = ids.iter().filter(|&&id| (FIRST_DIGIT..FIRST_DIGIT + 10).contains(&id)).count();
+            let digit_tokens = ids
+                .iter()
+                .filter(|&&id| (FIRST_DIGIT..FIRST_DIGIT + 10).contains(&id))
+                .count();
             assert_eq!(digits, digit_tokens, "{text}");
         }
         // Frequent words did merge: the sentence takes far fewer tokens than bytes.
@@ -350,18 +386,70 @@ mod tests {
 
     #[test]
     fn no_merge_crosses_a_chunk_or_involves_specials() {
-        let merges = train_bpe(&corpus(), 600).unwrap();
+        let merges = train_bpe(corpus(), 600).unwrap();
         let tok = OwnedTokenizer::from_merges(&merges);
         for (r, _) in merges.iter().enumerate() {
             let text = tok.decode(&[special::FIRST_MERGE + r as u32]);
-            assert_eq!(pretokenize::chunks(text.as_bytes()).count(), 1, "merge {r} spans chunks: {text:?}");
-            assert!(!text.bytes().any(|b| b.is_ascii_digit()), "merge {r} holds a digit: {text:?}");
+            assert_eq!(
+                pretokenize::chunks(text.as_bytes()).count(),
+                1,
+                "merge {r} spans chunks: {text:?}"
+            );
+            assert!(
+                !text.bytes().any(|b| b.is_ascii_digit()),
+                "merge {r} holds a digit: {text:?}"
+            );
         }
+    }
+
+    /// The textbook algorithm: recount every pair after every merge.
+    fn naive(texts: &[String], vocab_size: usize) -> Vec<Pair> {
+        let mut words: Vec<(Vec<u32>, i64)> = Vec::new();
+        for t in texts {
+            for c in pretokenize::chunks(t.as_bytes()) {
+                words.push((
+                    c.iter().map(|&b| special::FIRST_BYTE + b as u32).collect(),
+                    1,
+                ));
+            }
+        }
+        let mut merges = Vec::new();
+        while BASE_VOCAB + merges.len() < vocab_size {
+            let mut counts: HashMap<Pair, i64> = HashMap::new();
+            for (w, c) in &words {
+                for p in w.windows(2) {
+                    *counts.entry((p[0], p[1])).or_insert(0) += c;
+                }
+            }
+            let Some((&pair, &n)) = counts.iter().max_by_key(|(&p, &n)| (n, Reverse(p))) else {
+                break;
+            };
+            if n < 2 {
+                break;
+            }
+            let id = special::FIRST_MERGE + merges.len() as u32;
+            merges.push(pair);
+            for (w, _) in &mut words {
+                *w = merge_word(w, pair, id);
+            }
+        }
+        merges
+    }
+
+    #[test]
+    fn incremental_counts_match_the_naive_algorithm() {
+        let c = corpus();
+        assert_eq!(train_bpe(&c, 450).unwrap(), naive(&c, 450));
+        let odd: Vec<String> = ["aaaa aaa aa a", "abababab abba", "aaab baaa"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(train_bpe(&odd, 300).unwrap(), naive(&odd, 300));
     }
 
     #[test]
     fn tokenizer_file_round_trips() {
-        let merges = train_bpe(&corpus(), 400).unwrap();
+        let merges = train_bpe(corpus(), 400).unwrap();
         let dir = std::env::temp_dir().join(format!("bpe-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokenizer.json");
@@ -369,11 +457,20 @@ mod tests {
         assert_eq!(load_tokenizer(&path).unwrap(), merges);
         assert!(!dir.join("tokenizer.json.tmp").exists());
         std::fs::write(&path, "{\"merges\": [[300, 8]]}").unwrap();
-        assert!(load_tokenizer(&path).is_err(), "a merge of a later token is rejected");
+        assert!(
+            load_tokenizer(&path).is_err(),
+            "a merge of a later token is rejected"
+        );
         std::fs::write(&path, "{\"merges\": [[8, 9], [8, 9]]}").unwrap();
-        assert!(load_tokenizer(&path).is_err(), "a repeated merge is rejected");
+        assert!(
+            load_tokenizer(&path).is_err(),
+            "a repeated merge is rejected"
+        );
         std::fs::write(&path, "{\"merges\": [[2, 9]]}").unwrap();
-        assert!(load_tokenizer(&path).is_err(), "a merge of a special token is rejected");
+        assert!(
+            load_tokenizer(&path).is_err(),
+            "a merge of a special token is rejected"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
