@@ -41,9 +41,30 @@ struct Board {
 }
 
 const BOARDS: &[(&str, Board)] = &[
-    ("CARGO_FEATURE_BOARD_QEMU", Board { name: "qemu", memory_x: "memory/qemu.x", counter: "systick" }),
-    ("CARGO_FEATURE_BOARD_NRF52840", Board { name: "nrf52840", memory_x: "memory/nrf52840.x", counter: "dwt" }),
-    ("CARGO_FEATURE_BOARD_STM32H743", Board { name: "stm32h743", memory_x: "memory/stm32h743.x", counter: "dwt" }),
+    (
+        "CARGO_FEATURE_BOARD_QEMU",
+        Board {
+            name: "qemu",
+            memory_x: "memory/qemu.x",
+            counter: "systick",
+        },
+    ),
+    (
+        "CARGO_FEATURE_BOARD_NRF52840",
+        Board {
+            name: "nrf52840",
+            memory_x: "memory/nrf52840.x",
+            counter: "dwt",
+        },
+    ),
+    (
+        "CARGO_FEATURE_BOARD_STM32H743",
+        Board {
+            name: "stm32h743",
+            memory_x: "memory/stm32h743.x",
+            counter: "dwt",
+        },
+    ),
 ];
 
 fn fail(msg: &str) -> ! {
@@ -59,7 +80,9 @@ fn env_var(name: &str) -> Option<String> {
 
 fn env_usize(name: &str) -> Option<usize> {
     env_var(name).map(|v| {
-        v.trim().parse().unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a non-negative integer")))
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a non-negative integer")))
     })
 }
 
@@ -69,25 +92,40 @@ fn region_length(memory_x: &str, region: &str) -> usize {
         .lines()
         .find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))
         .unwrap_or_else(|| fail(&format!("memory.x has no {region} region")));
-    let value = line.split("LENGTH").nth(1).and_then(|s| s.split('=').nth(1)).unwrap_or("").trim();
+    let value = line
+        .split("LENGTH")
+        .nth(1)
+        .and_then(|s| s.split('=').nth(1))
+        .unwrap_or("")
+        .trim();
     let (digits, unit) = match value.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()) {
         v if v.ends_with('K') => (&v[..v.len() - 1], 1024),
         v if v.ends_with('M') => (&v[..v.len() - 1], 1024 * 1024),
         v => (v, 1),
     };
-    digits.parse::<usize>().map(|n| n * unit).unwrap_or_else(|_| fail(&format!("cannot read {region} LENGTH in memory.x")))
+    digits
+        .parse::<usize>()
+        .map(|n| n * unit)
+        .unwrap_or_else(|_| fail(&format!("cannot read {region} LENGTH in memory.x")))
 }
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let workspace = manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest.clone());
+    let workspace = manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.clone());
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default());
     println!("cargo:rerun-if-changed=build.rs");
     let on_mcu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none")
         && env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm");
 
     // Board: exactly one feature.
-    let chosen: Vec<&Board> = BOARDS.iter().filter(|(f, _)| env::var_os(f).is_some()).map(|(_, b)| b).collect();
+    let chosen: Vec<&Board> = BOARDS
+        .iter()
+        .filter(|(f, _)| env::var_os(f).is_some())
+        .map(|(_, b)| b)
+        .collect();
     let board = match chosen.as_slice() {
         [b] => *b,
         [] => fail("no board feature: enable one of board-qemu, board-nrf52840, board-stm32h743"),
@@ -101,7 +139,8 @@ fn main() {
     let ram_bytes = region_length(&memory_x, "RAM");
     if on_mcu {
         // cortex-m-rt's link.x INCLUDEs memory.x from the link search path.
-        fs::write(out.join("memory.x"), &memory_x).unwrap_or_else(|e| fail(&format!("writing memory.x: {e}")));
+        fs::write(out.join("memory.x"), &memory_x)
+            .unwrap_or_else(|e| fail(&format!("writing memory.x: {e}")));
         println!("cargo:rustc-link-search={}", out.display());
     }
 
@@ -112,15 +151,27 @@ fn main() {
         None => manifest.join("models/reference.bin"),
     };
     println!("cargo:rerun-if-changed={}", model_path.display());
-    let blob = fs::read(&model_path)
-        .unwrap_or_else(|e| fail(&format!("cannot read the model blob {}: {e} (set THINKLING_MODEL)", model_path.display())));
+    let blob = fs::read(&model_path).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot read the model blob {}: {e} (set THINKLING_MODEL)",
+            model_path.display()
+        ))
+    });
 
-    let kv = match env_var("THINKLING_KV").as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let kv = match env_var("THINKLING_KV")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("f16") => runtime::memory::KvDType::F16,
         Some("f32") => runtime::memory::KvDType::F32,
         Some(other) => fail(&format!("THINKLING_KV={other:?}: expected f16 or f32")),
     };
-    let kv_name = if kv == runtime::memory::KvDType::F16 { "F16" } else { "F32" };
+    let kv_name = if kv == runtime::memory::KvDType::F16 {
+        "F16"
+    } else {
+        "F32"
+    };
 
     // A blob that does not load is still embedded: the firmware must report the
     // runtime's error at boot (and the tests check that it does).
@@ -142,7 +193,11 @@ fn main() {
     let max_new_tokens = env_usize("THINKLING_MAX_NEW_TOKENS").unwrap_or(context);
     let think_budget = env_usize("THINKLING_THINK_BUDGET");
     let prompts: Vec<String> = match env_var("THINKLING_PROMPTS") {
-        Some(p) => p.split('|').map(str::to_owned).filter(|p| !p.is_empty()).collect(),
+        Some(p) => p
+            .split('|')
+            .map(str::to_owned)
+            .filter(|p| !p.is_empty())
+            .collect(),
         None => DEFAULT_PROMPTS.iter().map(|p| (*p).to_owned()).collect(),
     };
 
@@ -163,7 +218,11 @@ fn main() {
         }
         let ram_needed = arena_bytes + text_bytes + OTHER_STATIC + STACK_RESERVE;
         if ram_needed > ram_bytes {
-            let p = plan.unwrap_or(runtime::memory::MemoryPlan { kv_cache_bytes: 0, scratch_bytes: 0, total_bytes: 0 });
+            let p = plan.unwrap_or(runtime::memory::MemoryPlan {
+                kv_cache_bytes: 0,
+                scratch_bytes: 0,
+                total_bytes: 0,
+            });
             fail(&format!(
                 "model needs {} bytes of RAM at context {context} with a {kv_name} KV cache (KV cache {}, scratch {}, \
                  text {text_bytes}, other static {OTHER_STATIC}, stack {STACK_RESERVE}), board {} has {} bytes. \
@@ -176,24 +235,49 @@ fn main() {
     // The generated settings, included by src/main.rs.
     let mut s = String::new();
     let w = &mut s;
-    let _ = writeln!(w, "// Generated by build.rs from the environment; see firmware/build.rs.");
+    let _ = writeln!(
+        w,
+        "// Generated by build.rs from the environment; see firmware/build.rs."
+    );
     let _ = writeln!(w, "pub const BOARD: &str = {:?};", board.name);
     let _ = writeln!(w, "pub const COUNTER: &str = {:?};", board.counter);
     let _ = writeln!(w, "pub const FLASH_BYTES: usize = {flash_bytes};");
     let _ = writeln!(w, "pub const RAM_BYTES: usize = {ram_bytes};");
-    let _ = writeln!(w, "pub const MODEL_PATH: &str = {:?};", model_path.display().to_string());
+    let _ = writeln!(
+        w,
+        "pub const MODEL_PATH: &str = {:?};",
+        model_path.display().to_string()
+    );
     let _ = writeln!(w, "pub const MODEL_BYTES: usize = {};", blob.len());
-    let _ = writeln!(w, "pub const MODEL_BUILD_ERROR: Option<&str> = {blob_error:?};");
+    let _ = writeln!(
+        w,
+        "pub const MODEL_BUILD_ERROR: Option<&str> = {blob_error:?};"
+    );
     let _ = writeln!(w, "pub const PROMPTS: &[&str] = &{prompts:?};");
     let _ = writeln!(w, "pub const CONTEXT: usize = {context};");
-    let _ = writeln!(w, "pub const KV: runtime::memory::KvDType = runtime::memory::KvDType::{kv_name};");
+    let _ = writeln!(
+        w,
+        "pub const KV: runtime::memory::KvDType = runtime::memory::KvDType::{kv_name};"
+    );
     let _ = writeln!(w, "pub const MAX_NEW_TOKENS: usize = {max_new_tokens};");
-    let _ = writeln!(w, "pub const THINK_BUDGET: Option<usize> = {think_budget:?};");
+    let _ = writeln!(
+        w,
+        "pub const THINK_BUDGET: Option<usize> = {think_budget:?};"
+    );
     let _ = writeln!(w, "pub const TEXT_BYTES: usize = {text_bytes};");
     let _ = writeln!(w, "pub const ARENA_BYTES: usize = {arena_bytes};");
-    let _ = writeln!(w, "pub const KV_CACHE_BYTES: usize = {};", plan.map_or(0, |p| p.kv_cache_bytes));
-    let _ = writeln!(w, "pub const SCRATCH_BYTES: usize = {};", plan.map_or(0, |p| p.scratch_bytes));
-    fs::write(out.join("settings.rs"), s).unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
+    let _ = writeln!(
+        w,
+        "pub const KV_CACHE_BYTES: usize = {};",
+        plan.map_or(0, |p| p.kv_cache_bytes)
+    );
+    let _ = writeln!(
+        w,
+        "pub const SCRATCH_BYTES: usize = {};",
+        plan.map_or(0, |p| p.scratch_bytes)
+    );
+    fs::write(out.join("settings.rs"), s)
+        .unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
 
     // The blob itself: include_bytes! of the file in place, wrapped so that it
     // lands in flash 16-byte aligned (the runtime reads f32/f16 data in place).
@@ -202,5 +286,6 @@ fn main() {
         blob.len(),
         model_path.display().to_string()
     );
-    fs::write(out.join("model.rs"), model_rs).unwrap_or_else(|e| fail(&format!("writing model.rs: {e}")));
+    fs::write(out.join("model.rs"), model_rs)
+        .unwrap_or_else(|e| fail(&format!("writing model.rs: {e}")));
 }

@@ -47,10 +47,16 @@ fn main() -> ! {
     static mut TEXT: [u8; TEXT_BYTES] = [0; TEXT_BYTES];
 
     board::paint_stack();
-    let Some(core) = cortex_m::Peripherals::take() else { board::exit(exit_code::PANIC) };
+    let Some(core) = cortex_m::Peripherals::take() else {
+        board::exit(exit_code::PANIC)
+    };
     let mut counter = Counter::start(core.SYST, core.DCB, core.DWT);
 
-    info!("thinkling firmware on {=str}; costs in {=str}", BOARD, board::COUNT_UNIT);
+    info!(
+        "thinkling firmware on {=str}; costs in {=str}",
+        BOARD,
+        board::COUNT_UNIT
+    );
     let flash_used = flash_used();
     info!(
         "flash: model {=usize} bytes, code and data {=usize} bytes, {=usize} of {=usize} bytes used",
@@ -104,7 +110,12 @@ fn main() -> ! {
     };
     let cfg = GenerateConfig {
         // Greedy: the tests compare the tokens with the host's one for one.
-        sampler: SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 },
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        },
         max_new_tokens: MAX_NEW_TOKENS,
         think_budget: THINK_BUDGET,
     };
@@ -121,30 +132,51 @@ fn main() -> ! {
         let mut decode = 0u64;
         let mut decode_max = 0u64;
         let mut generated = 0usize;
-        let result = generate(&mut session, prompt, &cfg, &mut TEXT[..], &mut |ev: &TokenEvent| {
-            let cost = counter.now() - resumed;
-            if !matches!(ev.span, Span::Prompt) {
-                if generated == 0 {
-                    first = cost;
-                } else {
-                    decode += cost;
-                    decode_max = decode_max.max(cost);
+        let result = generate(
+            &mut session,
+            prompt,
+            &cfg,
+            &mut TEXT[..],
+            &mut |ev: &TokenEvent| {
+                let cost = counter.now() - resumed;
+                if !matches!(ev.span, Span::Prompt) {
+                    if generated == 0 {
+                        first = cost;
+                    } else {
+                        decode += cost;
+                        decode_max = decode_max.max(cost);
+                    }
+                    generated += 1;
                 }
-                generated += 1;
-            }
-            info!("token {=usize} {=u32} {=str} {=u64} {:?}", i, ev.id, span_name(ev.span), cost, ev.text);
-            resumed = counter.now();
-        });
+                info!(
+                    "token {=usize} {=u32} {=str} {=u64} {:?}",
+                    i,
+                    ev.id,
+                    span_name(ev.span),
+                    cost,
+                    ev.text
+                );
+                resumed = counter.now();
+            },
+        );
         let g = match result {
             Ok(g) => g,
             Err(e) => {
-                error!("generation error on prompt {=usize}: {}", i, Display2Format(&e));
+                error!(
+                    "generation error on prompt {=usize}: {}",
+                    i,
+                    Display2Format(&e)
+                );
                 board::exit(exit_code::ENGINE)
             }
         };
         info!("think: {=str}", g.think);
         info!("answer: {=str}", g.answer);
-        let per_token = if generated > 1 { decode / (generated as u64 - 1) } else { 0 };
+        let per_token = if generated > 1 {
+            decode / (generated as u64 - 1)
+        } else {
+            0
+        };
         info!(
             "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token (max {=u64})",
             i,

@@ -3,14 +3,14 @@
 //! exit codes, panic and fault handlers every board shares.
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use cortex_m::peripheral::{syst::SystClkSource, DCB, DWT, SCB, SYST};
+use cortex_m::peripheral::{syst::SystClkSource, DCB, DWT, SYST};
 use cortex_m_rt::{exception, ExceptionFrame};
 
 // The defmt global logger: semihosting under QEMU, RTT on real boards.
-#[cfg(feature = "board-qemu")]
-use defmt_semihosting as _;
 #[cfg(not(feature = "board-qemu"))]
 use defmt_rtt as _;
+#[cfg(feature = "board-qemu")]
+use defmt_semihosting as _;
 
 /// Exit codes (avoiding cargo's own 101 and timeout's 124).
 pub mod exit_code {
@@ -56,11 +56,13 @@ impl Counter {
         dcb.enable_trace();
         DWT::unlock();
         dwt.enable_cycle_counter();
-        // Leak the peripherals: the counter owns them for the program's life.
-        core::mem::forget((syst, dwt));
+        // The peripheral handles drop here; the hardware keeps counting.
         #[cfg(not(feature = "board-qemu"))]
         {
-            Self { high: 0, last: DWT::cycle_count() }
+            Self {
+                high: 0,
+                last: DWT::cycle_count(),
+            }
         }
         #[cfg(feature = "board-qemu")]
         {
@@ -76,12 +78,13 @@ impl Counter {
             let current = SYST::get_current();
             // A wrap whose exception is still pending is not in `wraps` yet;
             // a counter read near the reload value happened after that wrap.
-            let pending = SCB::is_pendst_pending();
+            let pending = cortex_m::peripheral::SCB::is_pendst_pending();
             if SYSTICK_WRAPS.load(Ordering::SeqCst) != wraps {
                 continue;
             }
             let wraps = u64::from(wraps) + u64::from(pending && current > SYSTICK_RELOAD / 2);
-            let ticks = wraps * (u64::from(SYSTICK_RELOAD) + 1) + u64::from(SYSTICK_RELOAD - current);
+            let ticks =
+                wraps * (u64::from(SYSTICK_RELOAD) + 1) + u64::from(SYSTICK_RELOAD - current);
             return ticks * UNITS_PER_TICK;
         }
     }
@@ -170,6 +173,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc {=u32:#010x}, lr {=u32:#010x}", frame.pc(), frame.lr());
+    defmt::error!(
+        "HardFault at pc {=u32:#010x}, lr {=u32:#010x}",
+        frame.pc(),
+        frame.lr()
+    );
     exit(exit_code::HARD_FAULT)
 }

@@ -17,9 +17,9 @@ mod settings {
 }
 
 #[cfg(all(target_arch = "arm", target_os = "none"))]
-mod board;
-#[cfg(all(target_arch = "arm", target_os = "none"))]
 mod app;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+mod board;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
