@@ -7,8 +7,8 @@
 //! against the f32 model with [`compare`] and [`eval`].
 
 pub mod checkpoint;
-// pub mod compare;
-// pub mod eval;
+pub mod compare;
+pub mod eval;
 pub mod llama2c;
 mod quantize;
 pub mod report;

@@ -1,1 +1,325 @@
-fn main() {}
+//! `export RUN_DIR [options]`: quantize a training run into a model blob and
+//! report what the quantization cost (size, per-tensor error, logit
+//! agreement and accuracy against the f32 model).
+//!
+//! `export --from-llama2c MODEL.bin [--tokenizer tokenizer.bin] --out FILE`:
+//! convert a llama2.c checkpoint.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use export::compare::{self, Agreement};
+use export::eval::{self, EvalOptions, EvalResult};
+use export::{ExportOptions, Quant, QuantReport};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "export",
+    version,
+    about = "Quantize a thinkling run (or a llama2.c model) into a runtime blob"
+)]
+struct Cli {
+    /// Training run directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(
+        required_unless_present = "from_llama2c",
+        conflicts_with = "from_llama2c"
+    )]
+    run_dir: Option<PathBuf>,
+    /// Weight storage: f32, f16, q8 or q4.
+    #[arg(long, default_value = "q8")]
+    quant: Quant,
+    /// Elements per quantization group along a row.
+    #[arg(long = "group", default_value_t = 32)]
+    group: usize,
+    /// Storage of the group scales: f16 or f32.
+    #[arg(long = "scales", default_value = "f16", value_parser = parse_scales)]
+    scales: runtime::ScaleType,
+    /// Keep tensors matching this glob in f32 (repeatable), e.g. `output` or `layers.*.attention.wo`.
+    #[arg(long = "keep-f32", value_name = "PATTERN")]
+    keep_f32: Vec<String>,
+    /// Storage of the token embedding table, if different from --quant.
+    #[arg(long = "embedding-quant")]
+    embedding_quant: Option<Quant>,
+    /// Output file (default RUN_DIR/model.<quant>.bin).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Held-out problems whose answers are checked, for the blob and the f32 model (0: skip).
+    #[arg(long = "eval-n", default_value_t = 32)]
+    eval_n: usize,
+    /// Held-out sequences for the logit comparison against f32 (0: skip).
+    #[arg(long = "compare-n", default_value_t = 64)]
+    compare_n: usize,
+    /// Task mix of the held-out problems (default: the run's training mix).
+    #[arg(long)]
+    mix: Option<String>,
+    /// Seed of the held-out problems.
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Thinking tokens before the engine closes the thought (evaluation).
+    #[arg(long = "think-budget")]
+    think_budget: Option<usize>,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Convert a llama2.c model.bin (legacy fp32 format) instead of a run.
+    #[arg(long = "from-llama2c", value_name = "MODEL.bin", requires = "out")]
+    from_llama2c: Option<PathBuf>,
+    /// llama2.c tokenizer.bin to embed (with --from-llama2c).
+    #[arg(long, requires = "from_llama2c")]
+    tokenizer: Option<PathBuf>,
+}
+
+fn parse_scales(s: &str) -> Result<runtime::ScaleType, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "f16" => Ok(runtime::ScaleType::F16),
+        "f32" => Ok(runtime::ScaleType::F32),
+        _ => Err(format!("unknown scale type {s:?}: expected f16 or f32")),
+    }
+}
+
+#[derive(Serialize)]
+struct Accuracy {
+    blob: EvalResult,
+    f32: EvalResult,
+    mix: String,
+    seed: u64,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    out: PathBuf,
+    source: String,
+    seconds: f64,
+    report: QuantReport,
+    /// Logits of the blob against the f32 model.
+    agreement: Option<Agreement>,
+    accuracy: Option<Accuracy>,
+}
+
+/// Writes `bytes` next to `path` and renames it into place, so a reader (or
+/// a flashing tool) never sees a half-written blob.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("cannot sync {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The run's training mix and answer-only flag from `config.json`'s `train` object.
+fn run_training_data(dir: &Path) -> (Option<String>, bool) {
+    let v: Option<serde_json::Value> = std::fs::read(dir.join(export::checkpoint::CONFIG_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let train = v.as_ref().and_then(|v| v.get("train"));
+    let mix = train
+        .and_then(|t| t.get("tasks"))
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    let no_think = train
+        .and_then(|t| t.get("no_think"))
+        .and_then(|b| b.as_bool())
+        .unwrap_or(false);
+    (mix, no_think)
+}
+
+/// Whether `opts` store every tensor in f32 (then the blob is its own reference).
+fn is_f32(opts: &ExportOptions) -> bool {
+    opts.quant == Quant::F32 && opts.embedding_quant.is_none_or(|q| q == Quant::F32)
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let start = Instant::now();
+    let opts = ExportOptions {
+        quant: cli.quant,
+        group_size: cli.group,
+        scale_type: cli.scales,
+        keep_f32: cli.keep_f32.clone(),
+        embedding_quant: cli.embedding_quant,
+    };
+    let f32_opts = ExportOptions::with_quant(Quant::F32);
+    if let Some(model) = &cli.from_llama2c {
+        return run_llama2c(&cli, model, &opts, &f32_opts, start);
+    }
+    let Some(dir) = &cli.run_dir else {
+        bail!("give a run directory or --from-llama2c MODEL.bin")
+    };
+    let ckpt = export::load_run(dir)?;
+    let (blob, report) = export::build_blob(&ckpt, &opts)?;
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("model.{}.bin", cli.quant)));
+    write_atomic(&out, &blob)?;
+
+    let need_reference = cli.compare_n > 0 || cli.eval_n > 0;
+    let reference = if need_reference && !is_f32(&opts) {
+        Some(export::build_blob(&ckpt, &f32_opts)?.0)
+    } else {
+        None
+    };
+    let reference = reference.as_deref().unwrap_or(&blob);
+    let (run_mix, no_think) = run_training_data(dir);
+    let mix_spec = cli
+        .mix
+        .clone()
+        .or(run_mix)
+        .unwrap_or_else(|| "default".into());
+    let mut mix = tasks::Mix::parse(&mix_spec).with_context(|| format!("task mix {mix_spec:?}"))?;
+    // Held-out problems come from generators; loaded user data has none.
+    mix.tasks.retain(|(k, _)| k.is_builtin());
+    if mix.tasks.is_empty() {
+        mix = tasks::Mix::default_mix();
+    }
+    let n_problems = cli.compare_n.max(cli.eval_n);
+    let problems = tasks::held_out_set(&mix, n_problems, cli.seed);
+
+    let agreement = if cli.compare_n > 0 {
+        let seqs = compare::encode_problems(&blob, &problems[..cli.compare_n], !no_think)?;
+        Some(compare::logits_agreement(reference, &blob, &seqs)?)
+    } else {
+        None
+    };
+    let accuracy = if cli.eval_n > 0 {
+        let max_seq = ckpt.config.max_seq_len as usize;
+        let eo = EvalOptions {
+            max_new_tokens: max_seq,
+            think_budget: cli.think_budget,
+            context: max_seq,
+        };
+        let subset = &problems[..cli.eval_n];
+        let b = eval::evaluate_blob(&blob, subset, &eo)?;
+        let f = if std::ptr::eq(reference, blob.as_slice()) {
+            b.clone()
+        } else {
+            eval::evaluate_blob(reference, subset, &eo)?
+        };
+        Some(Accuracy {
+            blob: b,
+            f32: f,
+            mix: mix_spec,
+            seed: cli.seed,
+        })
+    } else {
+        None
+    };
+    let summary = Summary {
+        out,
+        source: dir.display().to_string(),
+        seconds: start.elapsed().as_secs_f64(),
+        report,
+        agreement,
+        accuracy,
+    };
+    print_summary(&summary, cli.json)
+}
+
+fn run_llama2c(
+    cli: &Cli,
+    model: &Path,
+    opts: &ExportOptions,
+    f32_opts: &ExportOptions,
+    start: Instant,
+) -> Result<()> {
+    let imported = export::llama2c::import(model, cli.tokenizer.as_deref())?;
+    let (blob, report) = imported.build_blob(opts)?;
+    let out = cli
+        .out
+        .clone()
+        .context("--out is required with --from-llama2c")?;
+    write_atomic(&out, &blob)?;
+    let agreement = if cli.compare_n > 0 && !is_f32(opts) {
+        let (reference, _) = imported.build_blob(f32_opts)?;
+        // No reasoning problems for a plain language model: compare on the
+        // f32 model's own greedy continuations.
+        let n = cli.compare_n.min(8);
+        let seqs = compare::greedy_sequences(&reference, n, 64)?;
+        Some(compare::logits_agreement(&reference, &blob, &seqs)?)
+    } else {
+        None
+    };
+    let summary = Summary {
+        out,
+        source: model.display().to_string(),
+        seconds: start.elapsed().as_secs_f64(),
+        report,
+        agreement,
+        accuracy: None,
+    };
+    print_summary(&summary, cli.json)
+}
+
+fn print_summary(s: &Summary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!("{} -> {} ({:.1} s)", s.source, s.out.display(), s.seconds);
+    print!("{}", s.report);
+    if let Some(a) = &s.agreement {
+        println!();
+        println!(
+            "against f32 on {} positions: top-1 agreement {:.2}%, max |dlogit| {:.4} (mean per position {:.4}, max |logit| {:.2})",
+            a.positions,
+            100.0 * a.top1,
+            a.max_abs_dlogit,
+            a.mean_max_abs_dlogit,
+            a.max_abs_logit
+        );
+    }
+    if let Some(acc) = &s.accuracy {
+        println!();
+        println!(
+            "held-out accuracy ({} problems, mix {}, seed {}):",
+            acc.blob.n, acc.mix, acc.seed
+        );
+        let line = |name: &str, r: &EvalResult| {
+            let tasks: Vec<String> = r
+                .per_task
+                .iter()
+                .map(|(t, (c, n))| format!("{t} {c}/{n}"))
+                .collect();
+            println!(
+                "  {name:<5} {:6.2}%  well-formed {:6.2}%  think tokens {:6.1}  [{}]",
+                100.0 * r.accuracy,
+                100.0 * r.well_formed,
+                r.mean_think_tokens,
+                tasks.join(", ")
+            );
+        };
+        line("blob", &acc.blob);
+        line("f32", &acc.f32);
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The `export` binary end to end on a random-weight run directory.
+
+use export::checkpoint::random_checkpoint;
+use runtime::ModelConfig;
+use std::process::Command;
+
+fn config() -> ModelConfig {
+    ModelConfig {
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        hidden_dim: 86,
+        vocab_size: 280,
+        max_seq_len: 64,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 32f32.sqrt(),
+        tied_embeddings: true,
+        moe: None,
+    }
+}
+
+#[test]
+fn cli_writes_blob_and_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    export::save_run(dir.path(), &random_checkpoint(config(), 16, 3)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args([
+            "--quant",
+            "q4",
+            "--eval-n",
+            "2",
+            "--compare-n",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blob = std::fs::read(dir.path().join("model.q4.bin")).unwrap();
+    assert_eq!(
+        v["report"]["blob_bytes"].as_u64().unwrap() as usize,
+        blob.len()
+    );
+    assert!(runtime::Model::from_blob(&blob).is_ok());
+    assert!(v["agreement"]["positions"].as_u64().unwrap() > 0);
+    assert_eq!(v["accuracy"]["blob"]["n"], 2);
+    assert_eq!(v["accuracy"]["f32"]["n"], 2);
+    // No temporary file is left beside the blob.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains(".tmp")),
+        "{names:?}"
+    );
+
+    // The text report names groups, flash sizes and per-tensor errors.
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args(["--eval-n", "0", "--compare-n", "2", "--out"])
+        .arg(dir.path().join("x.bin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "embedding",
+        "attention",
+        "ffn",
+        "norms",
+        "bits per weight",
+        "fits flash",
+        "256 KiB",
+        "top-1 agreement",
+    ] {
+        assert!(text.contains(want), "report lacks {want:?}:\n{text}");
+    }
+}
+
+#[test]
+fn cli_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args(["--quant", "q5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("q5"));
+}
