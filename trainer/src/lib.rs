@@ -1,10 +1,20 @@
 //! thinkling's trainer: BPE tokenizer, candle model with fused CPU ops,
 //! dual-loss training with AdamW, checkpoints, evaluation and sampling.
 
+pub mod bench;
 pub mod bpe;
+pub mod cli;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
+pub mod eval;
+pub mod fsutil;
 pub mod loss;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod plot;
+pub mod sample;
+pub mod train;

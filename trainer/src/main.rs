@@ -1,1 +1,87 @@
-fn main() {}
+use anyhow::{Context, Result};
+use clap::Parser;
+use trainer::cli::{Cli, Command, TrainArgs};
+use trainer::{bench, checkpoint, config::RunConfig, device, eval, sample, train};
+
+fn main() {
+    device::tune_allocator();
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Train(TrainArgs { preset: "default".into(), ..Default::default() })) {
+        Command::Train(args) => {
+            let cfg = args.resolve()?;
+            device::set_threads(cfg.threads);
+            let out = args.out_dir(&cfg);
+            let t = std::time::Instant::now();
+            let o = train::run(
+                &cfg,
+                &train::Options { out: out.clone(), resume: args.resume, progress: !args.quiet, stop_after: None },
+            )?;
+            println!(
+                "trained {} steps of a {}-parameter model in {:.0}s ({:.0}s wall in total); run directory {}",
+                o.steps,
+                o.params,
+                o.train_s,
+                t.elapsed().as_secs_f64(),
+                out.display()
+            );
+            if let Some(r) = &o.final_eval {
+                println!("{}", eval::summary(r));
+            }
+        }
+        Command::Eval(args) => {
+            let ckpt = export::load_run(&args.dir)?;
+            let rc = read_run_config(&args.dir)?;
+            let mix = match &args.task {
+                Some(t) => tasks::Mix::parse(t)?,
+                None => tasks::Mix::parse(&rc.train.tasks)?,
+            };
+            let mut user = Vec::new();
+            if args.task.is_none() {
+                for p in &rc.train.data {
+                    user.extend(tasks::load_jsonl(p)?);
+                }
+            }
+            let (_, user_held) = tasks::split_problems(user);
+            let set = eval::held_out(&mix, args.n, &user_held);
+            let r = eval::evaluate(&ckpt, &set)?;
+            if args.json {
+                println!("{}", eval::to_json(&r));
+            } else {
+                println!("{}", eval::summary(&r));
+            }
+        }
+        Command::Sample(args) => {
+            let ckpt = export::load_run(&args.dir)?;
+            let blob = eval::f32_blob(&ckpt)?;
+            let opts = sample::SampleOptions {
+                sampler: runtime::SamplerConfig {
+                    temperature: args.temperature,
+                    top_k: args.top_k,
+                    top_p: args.top_p,
+                    seed: args.seed,
+                },
+                think_budget: args.think_budget,
+                max_tokens: args.max_tokens,
+            };
+            sample::sample(&blob, &args.prompt, &opts)?;
+        }
+        Command::Bench(args) => {
+            device::set_threads(args.threads);
+            bench::run(&args.shape, args.steps)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_run_config(dir: &std::path::Path) -> Result<RunConfig> {
+    let path = dir.join(checkpoint::CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a run config", path.display()))
+}

@@ -1,0 +1,44 @@
+//! Device selection and CPU tuning.
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+/// `cpu`, or `cuda` when built with the `cuda` feature.
+pub fn select(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(),
+        other => bail!("unknown device {other:?} (expected cpu or cuda)"),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Device> {
+    Ok(Device::new_cuda(0)?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Device> {
+    bail!("--device cuda needs a trainer built with `--features cuda`")
+}
+
+/// Keeps freed multi-megabyte buffers in the process instead of returning
+/// them to the OS: glibc's default unmaps them and every step page-faults
+/// them back in (~23 % of training time measured on 2 cores).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        // SAFETY: mallopt only adjusts allocator thresholds; called before
+        // any threads start.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// Sets the compute threads (candle's kernels and gemm read
+/// `RAYON_NUM_THREADS`); must run before the first tensor operation.
+pub fn set_threads(n: usize) {
+    if n > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}

@@ -1,0 +1,298 @@
+//! The training run: tokenizer, model, optimizer, loop, checkpoints, final
+//! evaluation and export.
+
+use crate::bpe;
+use crate::checkpoint::{self, TrainState, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
+use crate::config::{RunConfig, TrainConfig};
+use crate::data::{Batcher, ProblemSource};
+use crate::device;
+use crate::eval;
+use crate::fsutil::write_atomic;
+use crate::loss::dual_loss;
+use crate::metrics::{MetricRow, HEADER};
+use crate::model::{Dropout, Transformer};
+use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWConfig};
+use crate::plot;
+use anyhow::{bail, Context, Result};
+use export::eval::EvalResult;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use runtime::format::ModelConfig;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tasks::{ChaCha8Rng, Mix, Problem};
+
+/// Log a metrics row every this many steps.
+const LOG_EVERY: u64 = 10;
+
+pub struct Options {
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Show a progress bar (otherwise plain log lines).
+    pub progress: bool,
+    /// Stop after this many steps of the schedule (for tests of resume:
+    /// the schedule still spans `config.steps`).
+    pub stop_after: Option<u64>,
+}
+
+pub struct Outcome {
+    pub steps: u64,
+    pub train_s: f64,
+    pub final_eval: Option<EvalResult>,
+    pub model_config: ModelConfig,
+    pub params: usize,
+}
+
+/// Fields that may change between a run and its resume: they do not affect
+/// the weights.
+fn resume_view(c: &TrainConfig) -> TrainConfig {
+    let mut c = c.clone();
+    c.eval_every = 0;
+    c.eval_n = 0;
+    c.final_eval_n = 0;
+    c.checkpoint_every = 0;
+    c.threads = 0;
+    c.export = false;
+    c.device = String::new();
+    c.preset = String::new();
+    c
+}
+
+fn describe_diff(a: &TrainConfig, b: &TrainConfig) -> String {
+    let (ta, tb) = (toml::Table::try_from(a).unwrap_or_default(), toml::Table::try_from(b).unwrap_or_default());
+    ta.iter()
+        .filter(|(k, v)| tb.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: run has {}, now {v}", tb.get(k).map(|x| x.to_string()).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn load_user_data(cfg: &TrainConfig) -> Result<(Vec<Problem>, Vec<Problem>)> {
+    let mut all = Vec::new();
+    for path in &cfg.data {
+        all.extend(tasks::load_jsonl(path)?);
+    }
+    Ok(tasks::split_problems(all))
+}
+
+/// Trains the BPE on problems drawn from a stream of its own (not the
+/// training batches' streams).
+fn train_tokenizer(cfg: &TrainConfig, source: &ProblemSource) -> Result<Vec<(u32, u32)>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x746f_6b65_6e69_7a65);
+    let texts: Vec<String> = (0..cfg.tokenizer_samples)
+        .flat_map(|_| {
+            let p = source.sample(&mut rng);
+            [p.problem, p.think, p.answer]
+        })
+        .collect();
+    bpe::train_bpe(&texts, cfg.vocab_size as usize)
+}
+
+fn fmt_loss(v: f32) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
+    cfg.validate()?;
+    let device = device::select(&cfg.device)?;
+    let out = &opts.out;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let mix = Mix::parse(&cfg.tasks)?;
+    let (user_train, user_held) = load_user_data(cfg)?;
+    let source = ProblemSource::new(&mix, user_train, cfg.no_think)?;
+
+    // Config and tokenizer: recorded once, checked on resume.
+    let (merges, resumed) = if opts.resume {
+        let text = std::fs::read_to_string(out.join(CONFIG_FILE))
+            .with_context(|| format!("{}: no run to resume", out.join(CONFIG_FILE).display()))?;
+        let old: RunConfig = serde_json::from_str(&text).context("config.json of the run")?;
+        if resume_view(&old.train) != resume_view(cfg) {
+            bail!(
+                "cannot resume {}: the configuration differs from the run's ({})",
+                out.display(),
+                describe_diff(&resume_view(cfg), &resume_view(&old.train))
+            );
+        }
+        let merges = bpe::load_tokenizer(&out.join(TOKENIZER_FILE))?;
+        let loaded = checkpoint::load(out, &device)?;
+        (merges, Some(loaded))
+    } else {
+        let t = Instant::now();
+        let merges = train_tokenizer(cfg, &source)?;
+        bpe::save_tokenizer(&out.join(TOKENIZER_FILE), &merges)?;
+        eprintln!("tokenizer: {} merges from {} samples in {:.1}s", merges.len(), cfg.tokenizer_samples, t.elapsed().as_secs_f64());
+        (merges, None)
+    };
+    let mut model_cfg = cfg.model_config();
+    // A small corpus may yield fewer merges than asked: the vocabulary is what
+    // the tokenizer can produce.
+    model_cfg.vocab_size = bpe::BASE_VOCAB as u32 + merges.len() as u32;
+    let run_config = RunConfig { model: model_cfg, train: cfg.clone() };
+    write_atomic(&out.join(CONFIG_FILE), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
+
+    let (model, params) = Transformer::init(&model_cfg, cfg.seed, &device)?;
+    let mut opt = AdamW::new(
+        &params,
+        AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
+    )?;
+    let mut state = TrainState { step: 0, optimizer_t: 0, seed: cfg.seed, elapsed_s: 0.0, tokens_seen: 0 };
+    let mut rows: Vec<MetricRow> = Vec::new();
+    if let Some(l) = resumed {
+        params.load(&l.model, &device)?;
+        opt.load_state(&l.optimizer, l.state.optimizer_t, &device)?;
+        state = l.state;
+        rows = l.rows;
+        eprintln!("resuming {} at step {}", out.display(), state.step);
+    }
+    let owned = bpe::OwnedTokenizer::from_merges(&merges);
+    let mut batcher = Batcher::new(source, owned.tokenizer(), cfg.seed, cfg.batch_size, cfg.context as usize, cfg.alpha);
+    let eval_set = eval::held_out(&mix, cfg.eval_n, &user_held);
+
+    eprintln!(
+        "model: {} parameters, dim {} layers {} heads {}/{} hidden {} vocab {}; {} steps × {} sequences",
+        params.num_elements(),
+        model_cfg.dim,
+        model_cfg.n_layers,
+        model_cfg.n_heads,
+        model_cfg.n_kv_heads,
+        model_cfg.hidden_dim,
+        model_cfg.vocab_size,
+        cfg.steps,
+        cfg.batch_size
+    );
+    // Live log: rows are appended as they come; each checkpoint rewrites the
+    // file so that it matches the checkpoint exactly.
+    std::fs::write(out.join(METRICS_FILE), crate::metrics::to_csv(&rows))?;
+    let mut live = std::fs::OpenOptions::new().append(true).open(out.join(METRICS_FILE))?;
+    debug_assert!(HEADER.starts_with("step"));
+
+    let end = opts.stop_after.unwrap_or(cfg.steps).min(cfg.steps);
+    let bar = if opts.progress { ProgressBar::new(cfg.steps) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(state.step);
+    let mut window = (0usize, 0f64, 0f32, 0f32, 0f32, 0u32); // tokens, secs, loss, think, answer, n
+    while state.step < end {
+        let step = state.step;
+        let t0 = Instant::now();
+        let batch = batcher.batch(step, &device)?;
+        let mut dropout = Dropout::for_step(cfg.dropout, cfg.seed, step);
+        let logits = model.forward(&batch.inputs, Some(&mut dropout))?;
+        let parts = dual_loss(&logits, &batch.targets, &batch.weights, &batch.spans)?;
+        let mut grads = parts.loss.backward()?;
+        clip_grad_norm(&mut grads, &params, cfg.grad_clip)?;
+        let lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio);
+        opt.step(&grads, lr)?;
+        let loss = parts.loss.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            bail!("loss became {loss} at step {step}: lower the learning rate");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        state.step += 1;
+        state.optimizer_t = opt.t;
+        state.elapsed_s += secs;
+        state.tokens_seen += batch.tokens as u64;
+        window.0 += batch.tokens;
+        window.1 += secs;
+        window.2 += loss;
+        window.3 += if parts.think.is_finite() { parts.think } else { 0.0 };
+        window.4 += if parts.answer.is_finite() { parts.answer } else { 0.0 };
+        window.5 += 1;
+
+        let s = state.step;
+        let eval_now = cfg.eval_every > 0 && s % cfg.eval_every == 0 && s < cfg.steps && !eval_set.is_empty();
+        if s % LOG_EVERY == 0 || s == end || eval_now {
+            let n = window.5.max(1) as f32;
+            let think = if cfg.no_think { f32::NAN } else { window.3 / n };
+            let mut row = MetricRow {
+                step: s,
+                loss: window.2 / n,
+                think_loss: think,
+                answer_loss: window.4 / n,
+                lr,
+                tokens_per_s: window.0 as f64 / window.1.max(1e-9),
+                accuracy: None,
+            };
+            window = (0, 0.0, 0.0, 0.0, 0.0, 0);
+            if eval_now {
+                let t = Instant::now();
+                let r = eval::evaluate(&eval::checkpoint(&model_cfg, &merges, &params)?, &eval_set)?;
+                row.accuracy = Some(r.accuracy as f32);
+                bar.println(format!(
+                    "step {s}: held-out exact match {:.1}% (n={}, well-formed {:.0}%, {:.1}s)",
+                    100.0 * r.accuracy,
+                    r.n,
+                    100.0 * r.well_formed,
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+            bar.set_message(format!(
+                "loss {:.3} (think {} answer {}) lr {:.2e} {:.0} tok/s",
+                row.loss,
+                fmt_loss(row.think_loss),
+                fmt_loss(row.answer_loss),
+                lr,
+                row.tokens_per_s
+            ));
+            if !opts.progress {
+                eprintln!("step {s} {}", bar.message());
+            }
+            writeln!(live, "{}", row.to_csv())?;
+            rows.push(row);
+        }
+        bar.set_position(s);
+        let ckpt_now = (cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0) || s == end;
+        if ckpt_now {
+            checkpoint::save(out, &params.tensors(), &opt.state_tensors(), &state, &rows)?;
+            live = std::fs::OpenOptions::new().append(true).open(out.join(METRICS_FILE))?;
+        }
+    }
+    bar.finish_and_clear();
+    if batcher.skipped > 0 {
+        eprintln!("{} samples longer than the context were skipped", batcher.skipped);
+    }
+
+    let mut final_eval = None;
+    if state.step >= cfg.steps {
+        let ckpt = eval::checkpoint(&model_cfg, &merges, &params)?;
+        if cfg.final_eval_n > 0 {
+            let set = eval::held_out(&mix, cfg.final_eval_n, &user_held);
+            let t = Instant::now();
+            let r = eval::evaluate(&ckpt, &set)?;
+            eprintln!("final evaluation ({:.0}s): {}", t.elapsed().as_secs_f64(), eval::summary(&r));
+            write_atomic(&out.join("eval.json"), serde_json::to_string_pretty(&eval::to_json(&r))?.as_bytes())?;
+            if let Some(last) = rows.last_mut() {
+                last.accuracy = Some(r.accuracy as f32);
+            }
+            write_atomic(&out.join(METRICS_FILE), crate::metrics::to_csv(&rows).as_bytes())?;
+            final_eval = Some(r);
+        }
+        if cfg.export {
+            export_q8(out, &ckpt)?;
+        }
+    }
+    plot::write(&out.join("plot.svg"), &rows)?;
+    Ok(Outcome {
+        steps: state.step,
+        train_s: state.elapsed_s,
+        final_eval,
+        model_config: model_cfg,
+        params: params.num_elements(),
+    })
+}
+
+/// `model.q8.bin` and its quantization report.
+fn export_q8(out: &Path, ckpt: &export::Checkpoint) -> Result<()> {
+    let (blob, report) = export::build_blob(ckpt, &export::ExportOptions::with_quant(export::Quant::Q8))?;
+    write_atomic(&out.join("model.q8.bin"), &blob)?;
+    write_atomic(&out.join("model.q8.report.txt"), format!("{report}\n").as_bytes())?;
+    eprintln!("exported {} ({} bytes)", out.join("model.q8.bin").display(), blob.len());
+    Ok(())
+}
