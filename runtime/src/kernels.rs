@@ -230,6 +230,10 @@ fn dot_f16_bytes(w: &[u8], x: &[f32]) -> f32 {
 /// Q8/Q4 matvecs. Buffers come from the session arena (or a test's vectors).
 pub struct QuantizedActivations<'s> {
     q: &'s mut [i8],
+    /// `q` with each group's even-indexed elements first, then its odd ones
+    /// (a short odd-length last group padded with a zero), so a Q4 byte's
+    /// low and high nibbles meet two straight streams (vectorizes).
+    split: &'s mut [i8],
     scales: &'s mut [f32],
     /// `Σ q` per group: Q4 stores nibbles `q + 8`, so its dot product is
     /// `Σ nibble·x − 8·Σ x` and the second term is computed once here.
@@ -239,12 +243,18 @@ pub struct QuantizedActivations<'s> {
 }
 
 impl<'s> QuantizedActivations<'s> {
-    /// `q` needs `len` entries (plus one when `len` is odd, for Q4 pairs);
+    /// `q` and `split` need `len + 1` entries (the one for Q4 pair padding);
     /// `scales` and `sums` one per group. With group size 1 (the worst case)
     /// that is `len` each.
-    pub fn new(q: &'s mut [i8], scales: &'s mut [f32], sums: &'s mut [i32]) -> Self {
+    pub fn new(
+        q: &'s mut [i8],
+        split: &'s mut [i8],
+        scales: &'s mut [f32],
+        sums: &'s mut [i32],
+    ) -> Self {
         Self {
             q,
+            split,
             scales,
             sums,
             len: 0,
@@ -302,6 +312,23 @@ impl<'s> QuantizedActivations<'s> {
         // Pad an odd length with a zero so Q4 can read whole byte pairs.
         if let Some(pad) = self.q.get_mut(len) {
             *pad = 0;
+        }
+        if group % 2 == 0 {
+            let padded = len.div_ceil(2) * 2;
+            let (Some(q), Some(split)) = (self.q.get(..padded), self.split.get_mut(..padded))
+            else {
+                return;
+            };
+            for (qg, sg) in q.chunks(group).zip(split.chunks_mut(group)) {
+                let half = qg.len() / 2;
+                let (evens, odds) = sg.split_at_mut(half);
+                for ((pair, e), o) in qg.chunks_exact(2).zip(evens).zip(odds) {
+                    if let [a, b] = pair {
+                        *e = *a;
+                        *o = *b;
+                    }
+                }
+            }
         }
     }
 }
@@ -366,11 +393,9 @@ pub fn matvec_quantized(out: &mut [f32], w: &TensorView<'_>, acts: &QuantizedAct
             }
         }
         DType::Q4 => {
-            // Pairs of activations, one per weight byte; an odd row length
-            // reads the zero pad written by `quantize`.
-            let xq_pairs = acts.q.get(..w.cols().div_ceil(2) * 2).unwrap_or(&[]);
+            let split = acts.split.get(..w.cols().div_ceil(2) * 2).unwrap_or(&[]);
             for (o, (row, scales)) in out.iter_mut().zip(rows) {
-                *o = dot_q4_row(row, scales, w.scale_type, xq_pairs, xs, xsum, group);
+                *o = dot_q4_row(row, scales, w.scale_type, split, xs, xsum, group);
             }
         }
         DType::F32 | DType::F16 => out.fill(0.0),
@@ -403,25 +428,27 @@ fn dot_q4_row(
     row: &[u8],
     scales: &[u8],
     st: ScaleType,
-    xq_pairs: &[i8],
+    split: &[i8],
     xs: &[f32],
     xsum: &[i32],
     group: usize,
 ) -> f32 {
-    // Q4 groups have an even size, so group g starts at byte g * group / 2.
+    // Q4 groups have an even size, so group g starts at byte g * group / 2;
+    // `split` holds each group's even elements, then its odd ones.
     let group_bytes = group / 2;
     let mut acc = 0f32;
     let groups = row
         .chunks(group_bytes.max(1))
-        .zip(xq_pairs.chunks(group))
+        .zip(split.chunks(group))
         .zip(xs.iter().zip(xsum));
     for (g, ((wg, xg), (sx, sum))) in groups.enumerate() {
-        let mut isum = 0i32;
-        for (&b, x) in wg.iter().zip(xg.chunks_exact(2)) {
-            if let [x0, x1] = x {
-                isum += (b & 0x0f) as i32 * *x0 as i32 + (b >> 4) as i32 * *x1 as i32;
-            }
-        }
+        let (evens, odds) = xg.split_at(wg.len().min(xg.len()));
+        let isum: i32 = wg
+            .iter()
+            .zip(evens)
+            .zip(odds)
+            .map(|((&b, &e), &o)| (b & 0x0f) as i32 * e as i32 + (b >> 4) as i32 * o as i32)
+            .sum();
         acc += (isum - 8 * sum) as f32 * (scale_at(scales, g, st) * sx);
     }
     acc
@@ -436,12 +463,38 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], gain: &[u8], eps: f32) {
     }
 }
 
-/// In-place softmax (max-subtracted, `libm::expf`, sequential sum).
+/// `e^x` in plain f32 arithmetic (Cephes' polynomial, within 2 ulp): no
+/// branches or calls, so softmax and SiLU loops vectorize, and only IEEE
+/// add/mul/round-to-nearest are used, so every target gets the same bits.
+/// Inputs are clamped to `[-87, 88]` (results stay finite and nonzero).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds to the nearest integer in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUNDER;
+    let n = t - ROUNDER;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let y = p * (r * r) + r + 1.0;
+    let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    y * f32::from_bits((k.wrapping_add(127) as u32) << 23)
+}
+
+/// In-place softmax (max-subtracted, [`exp`], sequential sum).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    let mut sum = 0f32;
     for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
+        *v = exp(*v - max);
+    }
+    let mut sum = 0f32;
+    for v in x.iter() {
         sum += *v;
     }
     let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
@@ -462,13 +515,29 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 #[inline]
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + libm::expf(-*g)) * u;
+        *g = *g / (1.0 + exp(-*g)) * u;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_is_accurate() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = libm::exp(x as f64);
+            let got = exp(x) as f64;
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-1000.0) >= 0.0 && exp(1000.0).is_finite());
+    }
 
     #[test]
     fn f16_conversion_matches_half_for_every_value() {

@@ -13,7 +13,7 @@
 //!                + 2 · max(dim, hidden)          activation group scales and sums
 //!                + vocab                         sampler candidates (top-k / top-p sort)
 //!                + context )                     token ids (prompt and generated)
-//!          + max(dim, hidden) + 1                int8 activations
+//!          + 2 · (max(dim, hidden) + 1)          int8 activations, and split for Q4
 //! total    = kv_cache + scratch + 15             (each buffer rounded up to 16
 //!                                                 bytes; 15 to align the arena start)
 //! ```
@@ -118,6 +118,7 @@ pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
         f32s(l.vocab),                  // logits
         f32s(l.experts),                // router logits
         round(l.act.saturating_add(1)), // int8 activations (+ Q4 pair pad)
+        round(l.act.saturating_add(1)), // the same split into even/odd halves per group
         f32s(l.act),                    // activation scales
         f32s(l.act),                    // activation group sums (i32)
         f32s(l.vocab),                  // sampler candidates (u32)

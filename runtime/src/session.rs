@@ -188,6 +188,8 @@ impl<'m, 'a> Session<'m, 'a> {
         let logits = f32s(l.vocab)?;
         let router = f32s(l.experts)?;
         let act_q = carve::<i8>(&mut rest, memory::round(l.act + 1), l.act + 1).ok_or(too_small)?;
+        let act_split =
+            carve::<i8>(&mut rest, memory::round(l.act + 1), l.act + 1).ok_or(too_small)?;
         let act_scales = carve::<f32>(&mut rest, memory::f32s(l.act), l.act).ok_or(too_small)?;
         let act_sums = carve::<i32>(&mut rest, memory::f32s(l.act), l.act).ok_or(too_small)?;
         let candidates =
@@ -234,7 +236,7 @@ impl<'m, 'a> Session<'m, 'a> {
             att,
             logits,
             router,
-            acts: QuantizedActivations::new(act_q, act_scales, act_sums),
+            acts: QuantizedActivations::new(act_q, act_split, act_scales, act_sums),
             candidates,
             tokens,
         })
@@ -359,7 +361,6 @@ impl<'m, 'a> Session<'m, 'a> {
         let hd = c.head_dim() as usize;
         let half = hd / 2;
         let kv_dim = c.kv_dim() as usize;
-        let n_heads = c.n_heads as usize;
         let group_heads = (c.n_heads / c.n_kv_heads.max(1)).max(1) as usize;
         let context = self.context;
         let att_scale = 1.0 / libm::sqrtf(hd as f32);
@@ -430,53 +431,34 @@ impl<'m, 'a> Session<'m, 'a> {
                 }
             }
             let scores = att.get_mut(..=pos).unwrap_or(&mut []);
-            for (h, (qh, out)) in q
-                .chunks_exact(hd)
-                .zip(xb.chunks_exact_mut(hd))
-                .enumerate()
-                .take(n_heads)
-            {
-                let head_off = (h / group_heads) * hd;
-                let key = |t: usize| layer_base + t * kv_dim + head_off;
-                match cache {
-                    KvCache::F32 { k: kc, .. } => {
-                        for (t, s) in scores.iter_mut().enumerate() {
-                            *s = kc
-                                .get(key(t)..key(t) + hd)
-                                .map_or(0.0, |kt| kernels::dot(qh, kt))
-                                * att_scale;
-                        }
-                    }
-                    KvCache::F16 { k: kc, .. } => {
-                        for (t, s) in scores.iter_mut().enumerate() {
-                            *s = kc
-                                .get(key(t)..key(t) + hd)
-                                .map_or(0.0, |kt| dot_f16(qh, kt))
-                                * att_scale;
-                        }
-                    }
+            let rows = layer_base..layer_base + (pos + 1) * kv_dim;
+            let heads = Heads {
+                hd,
+                kv_dim,
+                group_heads,
+                scale: att_scale,
+            };
+            match cache {
+                KvCache::F32 { k: kc, v: vc } => {
+                    let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
+                        continue;
+                    };
+                    attend(&heads, q, xb, scores, keys, values, kernels::dot, |v| v);
                 }
-                kernels::softmax(scores);
-                out.fill(0.0);
-                match cache {
-                    KvCache::F32 { v: vc, .. } => {
-                        for (t, a) in scores.iter().enumerate() {
-                            if let Some(vt) = vc.get(key(t)..key(t) + hd) {
-                                for (o, e) in out.iter_mut().zip(vt) {
-                                    *o += a * e;
-                                }
-                            }
-                        }
-                    }
-                    KvCache::F16 { v: vc, .. } => {
-                        for (t, a) in scores.iter().enumerate() {
-                            if let Some(vt) = vc.get(key(t)..key(t) + hd) {
-                                for (o, e) in out.iter_mut().zip(vt) {
-                                    *o += a * kernels::f16_bits_to_f32(*e);
-                                }
-                            }
-                        }
-                    }
+                KvCache::F16 { k: kc, v: vc } => {
+                    let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
+                        continue;
+                    };
+                    attend(
+                        &heads,
+                        q,
+                        xb,
+                        scores,
+                        keys,
+                        values,
+                        dot_f16,
+                        kernels::f16_bits_to_f32,
+                    );
                 }
             }
             let mut fresh = false;
@@ -559,6 +541,55 @@ fn swiglu_ffn(
     kernels::swiglu(hb, hb2);
     let mut fresh = false;
     project(xb2, &ffn.down, hb, acts, &mut fresh);
+}
+
+/// Attention geometry of one layer.
+struct Heads {
+    hd: usize,
+    kv_dim: usize,
+    /// Query heads per key/value head.
+    group_heads: usize,
+    scale: f32,
+}
+
+/// Causal attention of every query head over the cached rows
+/// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`), into `out`.
+#[allow(clippy::too_many_arguments)]
+fn attend<T: Copy>(
+    h: &Heads,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: &[T],
+    values: &[T],
+    dot: impl Fn(&[f32], &[T]) -> f32,
+    to_f32: impl Fn(T) -> f32,
+) {
+    for (head, (qh, oh)) in q
+        .chunks_exact(h.hd)
+        .zip(out.chunks_exact_mut(h.hd))
+        .enumerate()
+    {
+        let off = (head / h.group_heads) * h.hd;
+        for (s, krow) in scores.iter_mut().zip(keys.chunks_exact(h.kv_dim)) {
+            *s = krow.get(off..off + h.hd).map_or(0.0, |k| dot(qh, k)) * h.scale;
+        }
+        kernels::softmax(scores);
+        // Eight output lanes at a time stay in registers across positions;
+        // each output is still the sum over positions in order.
+        for (lane0, oc) in oh.chunks_mut(kernels::LANES).enumerate() {
+            let base = off + lane0 * kernels::LANES;
+            let mut acc = [0f32; kernels::LANES];
+            for (a, vrow) in scores.iter().zip(values.chunks_exact(h.kv_dim)) {
+                if let Some(v) = vrow.get(base..base + oc.len()) {
+                    for (o, e) in acc.iter_mut().zip(v) {
+                        *o += a * to_f32(*e);
+                    }
+                }
+            }
+            oc.copy_from_slice(acc.get(..oc.len()).unwrap_or(&[]));
+        }
+    }
 }
 
 /// Rotates the interleaved pairs of every head of `x` by the position's angles.

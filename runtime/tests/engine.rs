@@ -73,8 +73,9 @@ impl Owned {
 
 fn matvec_vec(w: &TensorView<'_>, x: &[f32]) -> Vec<f32> {
     let n = x.len() + 1;
-    let (mut q, mut s, mut sums) = (vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-    let mut acts = QuantizedActivations::new(&mut q, &mut s, &mut sums);
+    let (mut q, mut split, mut s, mut sums) =
+        (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
+    let mut acts = QuantizedActivations::new(&mut q, &mut split, &mut s, &mut sums);
     let mut out = vec![0f32; w.rows()];
     kernels::matvec(&mut out, w, x, &mut acts);
     out
