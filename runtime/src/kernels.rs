@@ -313,7 +313,7 @@ impl<'s> QuantizedActivations<'s> {
         if let Some(pad) = self.q.get_mut(len) {
             *pad = 0;
         }
-        if group % 2 == 0 {
+        if group & 1 == 0 {
             let padded = len.div_ceil(2) * 2;
             let (Some(q), Some(split)) = (self.q.get(..padded), self.split.get_mut(..padded))
             else {
@@ -481,7 +481,7 @@ pub fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * (r * r) + r + 1.0;
     let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     y * f32::from_bits((k.wrapping_add(127) as u32) << 23)

@@ -95,7 +95,7 @@ impl Sampler {
         if n == 0 {
             return 0;
         }
-        if !(c.temperature > 0.0) || c.top_k == 1 {
+        if c.temperature.is_nan() || c.temperature <= 0.0 || c.top_k == 1 {
             return argmax(logits);
         }
         let inv_t = 1.0 / c.temperature;

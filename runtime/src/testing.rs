@@ -75,6 +75,9 @@ pub fn small_config() -> ModelConfig {
     }
 }
 
+/// A tensor's id, dtype, rows, cols, group, data and scales, owned.
+type OwnedTensor = (TensorId, DType, u32, u32, u32, Vec<u8>, Vec<u8>);
+
 /// SplitMix64 uniform floats in `[-1, 1)`.
 struct Uniform(crate::sampling::Rng);
 
@@ -170,7 +173,7 @@ pub fn blob_from_fn(
     let mut ids = Vec::new();
     TensorId::for_each_canonical(config, |id| ids.push(id));
     // Own every tensor's bytes first; the records borrow them.
-    let mut owned: Vec<(TensorId, DType, u32, u32, u32, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut owned: Vec<OwnedTensor> = Vec::new();
     for id in ids {
         let (rows, cols) = id.shape(config);
         let is_norm = matches!(
