@@ -275,8 +275,7 @@ fn corrupt_blob_is_reported_with_the_runtime_error() {
     let mid = blob.len() / 2;
     blob[mid] ^= 0x40;
     let expected = Model::from_blob(&blob)
-        .err()
-        .expect("a flipped byte is detected")
+        .expect_err("a flipped byte is detected")
         .to_string();
     let model = dir.path().join("corrupt.bin");
     std::fs::write(&model, &blob).unwrap();
