@@ -225,13 +225,19 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
                 let t = Instant::now();
                 let r = eval::evaluate(&eval::checkpoint(&model_cfg, &merges, &params)?, &eval_set)?;
                 row.accuracy = Some(r.accuracy as f32);
-                bar.println(format!(
+                let line = format!(
                     "step {s}: held-out exact match {:.1}% (n={}, well-formed {:.0}%, {:.1}s)",
                     100.0 * r.accuracy,
                     r.n,
                     100.0 * r.well_formed,
                     t.elapsed().as_secs_f64()
-                ));
+                );
+                // A hidden bar swallows println.
+                if opts.progress {
+                    bar.println(line);
+                } else {
+                    eprintln!("{line}");
+                }
             }
             bar.set_message(format!(
                 "loss {:.3} (think {} answer {}) lr {:.2e} {:.0} tok/s",
