@@ -20,11 +20,10 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, BlobError> {
     }
     // The version follows the magic as a postcard varint: read it before the
     // checksum so a newer file says "newer", not "corrupt".
-    let (version, _) = postcard::take_from_bytes::<u32>(&bytes[MAGIC.len()..]).map_err(|_| {
-        BlobError::Malformed {
+    let (version, _) = postcard::take_from_bytes::<u32>(bytes.get(MAGIC.len()..).unwrap_or(&[]))
+        .map_err(|_| BlobError::Malformed {
             what: "format version",
-        }
-    })?;
+        })?;
     if version != FORMAT_VERSION {
         return Err(BlobError::UnsupportedVersion {
             found: version,
@@ -33,7 +32,7 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, BlobError> {
     }
     let split = bytes.len() - 4;
     let (doc, crc_bytes) = bytes.split_at(split);
-    let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+    let stored = u32::from_le_bytes(crate::bytes::arr4(crc_bytes));
     let computed = BLOB_CRC.checksum(doc);
     if stored != computed {
         return Err(BlobError::BadChecksum { stored, computed });
@@ -59,13 +58,13 @@ fn validate_config(c: &ModelConfig) -> Result<(), BlobError> {
     if c.hidden_dim == 0 || c.vocab_size == 0 || c.max_seq_len == 0 {
         return bad("hidden dim, vocab size and max context must be positive");
     }
-    if c.dim % c.n_heads != 0 {
+    if !c.dim.is_multiple_of(c.n_heads) {
         return bad("heads must divide dim");
     }
-    if c.n_heads % c.n_kv_heads != 0 {
+    if !c.n_heads.is_multiple_of(c.n_kv_heads) {
         return bad("kv heads must divide heads");
     }
-    if c.head_dim() % 2 != 0 {
+    if !c.head_dim().is_multiple_of(2) {
         return bad("head dim must be even for RoPE");
     }
     if !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
@@ -133,8 +132,8 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
                 return bad("tokenizer has more tokens than the model's vocab");
             }
             for (r, pair) in merges.chunks_exact(8).enumerate() {
-                let l = u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]);
-                let rt = u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]);
+                let l = u32::from_le_bytes(crate::bytes::arr4(pair));
+                let rt = u32::from_le_bytes(crate::bytes::arr4(pair.get(4..).unwrap_or(&[])));
                 let produced = special::FIRST_MERGE as usize + r;
                 // A merge may only combine byte or earlier merged tokens: this
                 // bounds decode recursion and rules out cycles.
@@ -145,13 +144,13 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
             }
             let mut prev: Option<(u32, u32)> = None;
             for rank in merge_index.chunks_exact(4) {
-                let r = u32::from_le_bytes([rank[0], rank[1], rank[2], rank[3]]) as usize;
+                let r = u32::from_le_bytes(crate::bytes::arr4(rank)) as usize;
                 let Some(pair) = merges.get(r * 8..r * 8 + 8) else {
                     return bad("merge index refers past the merge table");
                 };
                 let key = (
-                    u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]),
-                    u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]),
+                    u32::from_le_bytes(crate::bytes::arr4(pair)),
+                    u32::from_le_bytes(crate::bytes::arr4(pair.get(4..).unwrap_or(&[]))),
                 );
                 if prev.is_some_and(|p| p >= key) {
                     return bad("merge index is not strictly sorted");
@@ -177,14 +176,14 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
             }
             let mut prev = 0u32;
             for o in offsets.chunks_exact(4) {
-                let o = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+                let o = u32::from_le_bytes(crate::bytes::arr4(o));
                 if o < prev || o as usize > bytes.len() {
                     return bad("piece offsets are not increasing within the piece bytes");
                 }
                 prev = o;
             }
             for s in sorted.chunks_exact(4) {
-                if u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize >= n {
+                if u32::from_le_bytes(crate::bytes::arr4(s)) as usize >= n {
                     return bad("sorted index refers past the vocab");
                 }
             }
@@ -274,7 +273,7 @@ pub fn validate_record(
             what: "quantized tensor needs a group size in 1..=65536",
         });
     }
-    if quantized && rec.dtype == DType::Q4 && rec.group_size % 2 != 0 {
+    if quantized && rec.dtype == DType::Q4 && !rec.group_size.is_multiple_of(2) {
         return Err(BlobError::BadDType {
             id: rec.id,
             what: "q4 group size must be even",

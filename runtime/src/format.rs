@@ -55,11 +55,7 @@ pub struct MoeConfig {
 
 impl ModelConfig {
     pub fn head_dim(&self) -> u32 {
-        if self.n_heads == 0 {
-            0
-        } else {
-            self.dim / self.n_heads
-        }
+        self.dim.checked_div(self.n_heads).unwrap_or(0)
     }
     pub fn kv_dim(&self) -> u32 {
         self.head_dim() * self.n_kv_heads

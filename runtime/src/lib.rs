@@ -29,6 +29,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod blob;
+mod bytes;
 pub mod error;
 pub mod format;
 pub mod generate;

@@ -20,8 +20,14 @@ pub fn stored_scale(s: f32, t: ScaleType) -> f32 {
 
 pub fn write_scale(out: &mut [u8], s: f32, t: ScaleType) {
     match t {
-        ScaleType::F32 => out[..4].copy_from_slice(&s.to_le_bytes()),
-        ScaleType::F16 => out[..2].copy_from_slice(&f16::from_f32(s).to_le_bytes()),
+        ScaleType::F32 => copy_prefix(out, &s.to_le_bytes()),
+        ScaleType::F16 => copy_prefix(out, &f16::from_f32(s).to_le_bytes()),
+    }
+}
+
+fn copy_prefix(out: &mut [u8], bytes: &[u8]) {
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = *b;
     }
 }
 
@@ -29,11 +35,11 @@ pub fn write_scale(out: &mut [u8], s: f32, t: ScaleType) {
 pub fn read_scale(bytes: &[u8], index: usize, t: ScaleType) -> f32 {
     match t {
         ScaleType::F32 => match bytes.get(index * 4..index * 4 + 4) {
-            Some(b) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            Some(b) => f32::from_le_bytes(crate::bytes::arr4(b)),
             None => 0.0,
         },
         ScaleType::F16 => match bytes.get(index * 2..index * 2 + 2) {
-            Some(b) => f16::from_le_bytes([b[0], b[1]]).to_f32(),
+            Some(b) => f16::from_le_bytes(crate::bytes::arr2(b)).to_f32(),
             None => 0.0,
         },
     }
@@ -74,7 +80,11 @@ pub fn quantize_row(
     for (g, chunk) in x.chunks(group).enumerate() {
         let amax = chunk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let scale = stored_scale(amax / qmax, scale_type);
-        write_scale(&mut scales[g * sb..], scale, scale_type);
+        write_scale(
+            scales.get_mut(g * sb..).unwrap_or(&mut []),
+            scale,
+            scale_type,
+        );
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         for (i, v) in chunk.iter().enumerate() {
             let q = round_half_away(v * inv)
@@ -82,14 +92,19 @@ pub fn quantize_row(
                 as i32;
             let idx = g * group + i;
             match dtype {
-                DType::Q8 => data[idx] = q as i8 as u8,
+                DType::Q8 => {
+                    if let Some(b) = data.get_mut(idx) {
+                        *b = q as i8 as u8;
+                    }
+                }
                 _ => {
                     let nib = (q + 8) as u8 & 0x0f;
-                    let b = &mut data[idx / 2];
-                    if idx % 2 == 0 {
-                        *b = (*b & 0xf0) | nib;
-                    } else {
-                        *b = (*b & 0x0f) | (nib << 4);
+                    if let Some(b) = data.get_mut(idx / 2) {
+                        if idx.is_multiple_of(2) {
+                            *b = (*b & 0xf0) | nib;
+                        } else {
+                            *b = (*b & 0x0f) | (nib << 4);
+                        }
                     }
                 }
             }
@@ -111,12 +126,12 @@ pub fn dequantize_row(
     match dtype {
         DType::F32 => {
             for (o, b) in out.iter_mut().zip(data.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                *o = f32::from_le_bytes(crate::bytes::arr4(b));
             }
         }
         DType::F16 => {
             for (o, b) in out.iter_mut().zip(data.chunks_exact(2)) {
-                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                *o = f16::from_le_bytes(crate::bytes::arr2(b)).to_f32();
             }
         }
         DType::Q8 | DType::Q4 => {

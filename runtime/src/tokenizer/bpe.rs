@@ -13,7 +13,7 @@ pub(super) struct Merges<'a> {
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
     let s = b.get(i * 4..i * 4 + 4)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    Some(u32::from_le_bytes(crate::bytes::arr4(s)))
 }
 
 impl Merges<'_> {
@@ -48,15 +48,19 @@ fn merge_chunk(m: Merges<'_>, ids: &mut [u32]) -> usize {
     let mut len = ids.len();
     loop {
         let mut best: Option<(u32, usize)> = None;
-        for i in 0..len.saturating_sub(1) {
-            if let Some(r) = m.rank(ids[i], ids[i + 1]) {
-                if best.is_none_or(|(br, _)| r < br) {
-                    best = Some((r, i));
+        for (i, pair) in ids.get(..len).unwrap_or(&[]).windows(2).enumerate() {
+            if let [l, r] = *pair {
+                if let Some(rank) = m.rank(l, r) {
+                    if best.is_none_or(|(br, _)| rank < br) {
+                        best = Some((rank, i));
+                    }
                 }
             }
         }
         let Some((rank, i)) = best else { return len };
-        ids[i] = special::FIRST_MERGE + rank;
+        if let Some(slot) = ids.get_mut(i) {
+            *slot = special::FIRST_MERGE + rank;
+        }
         ids.copy_within(i + 2..len, i + 1);
         len -= 1;
     }
@@ -69,13 +73,13 @@ pub(super) fn encode(m: Merges<'_>, text: &[u8], out: &mut [u32]) -> Result<usiz
         let Some(slot) = out.get_mut(n..n + chunk.len()) else {
             // The chunk may still fit after merging: encode it in a scratch.
             let mut scratch = [0u32; pretokenize::MAX_CHUNK];
-            let ids = &mut scratch[..chunk.len()];
+            let ids = scratch.get_mut(..chunk.len()).unwrap_or(&mut []);
             for (o, b) in ids.iter_mut().zip(chunk) {
                 *o = special::FIRST_BYTE + *b as u32;
             }
             let k = merge_chunk(m, ids);
             let dst = out.get_mut(n..n + k).ok_or(TooManyTokens { capacity })?;
-            dst.copy_from_slice(&ids[..k]);
+            dst.copy_from_slice(ids.get(..k).unwrap_or(&[]));
             n += k;
             continue;
         };

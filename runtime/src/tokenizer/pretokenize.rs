@@ -42,7 +42,7 @@ pub fn chunks(text: &[u8]) -> Chunks<'_> {
 
 fn run_end(t: &[u8], from: usize, c: Class) -> usize {
     let mut j = from;
-    while j < t.len() && j < MAX_CHUNK && class(t[j]) == c {
+    while j < MAX_CHUNK && t.get(j).is_some_and(|&b| class(b) == c) {
         j += 1;
     }
     j
@@ -58,12 +58,15 @@ impl<'a> Iterator for Chunks<'a> {
             Class::Digit => 1,
             Class::Word | Class::Punct => run_end(t, 1, class(first)),
             Class::Space => {
-                if first == b' ' && t.len() > 1 && attaches(t[1]) {
-                    run_end(t, 2, class(t[1]))
+                if let (b' ', Some(&next)) = (first, t.get(1).filter(|&&b| attaches(b))) {
+                    run_end(t, 2, class(next))
                 } else {
                     let mut j = run_end(t, 1, Class::Space);
                     // Leave a final space to lead the word after it.
-                    if j > 1 && j < t.len() && t[j - 1] == b' ' && attaches(t[j]) {
+                    if j > 1
+                        && t.get(j - 1) == Some(&b' ')
+                        && t.get(j).is_some_and(|&b| attaches(b))
+                    {
                         j -= 1;
                     }
                     j

@@ -18,21 +18,22 @@ impl Utf8Stream {
 
     /// Feeds bytes; calls `out` with every complete piece of text.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut dyn FnMut(&str)) {
-        while !bytes.is_empty() {
+        while let Some((&b, rest)) = bytes.split_first() {
             if self.len > 0 {
                 // Complete the pending character one byte at a time.
-                let b = bytes[0];
                 if b & 0xC0 != 0x80 {
                     self.len = 0;
                     out(REPLACEMENT);
                     continue;
                 }
-                self.pending[self.len] = b;
+                if let Some(slot) = self.pending.get_mut(self.len) {
+                    *slot = b;
+                }
                 self.len += 1;
-                bytes = &bytes[1..];
-                let need = char_len(self.pending[0]);
-                if self.len == need {
-                    match core::str::from_utf8(&self.pending[..need]) {
+                bytes = rest;
+                let need = char_len(self.pending.first().copied().unwrap_or(0));
+                if self.len >= need {
+                    match core::str::from_utf8(self.pending.get(..need).unwrap_or(&[])) {
                         Ok(s) => out(s),
                         Err(_) => out(REPLACEMENT),
                     }
@@ -47,21 +48,22 @@ impl Utf8Stream {
                 }
                 Err(e) => {
                     let (good, rest) = bytes.split_at(e.valid_up_to());
-                    if !good.is_empty() {
-                        // SAFETY-free: `good` was just validated.
-                        if let Ok(s) = core::str::from_utf8(good) {
+                    if let Ok(s) = core::str::from_utf8(good) {
+                        if !s.is_empty() {
                             out(s);
                         }
                     }
                     match e.error_len() {
                         Some(bad) => {
                             out(REPLACEMENT);
-                            bytes = &rest[bad..];
+                            bytes = rest.get(bad..).unwrap_or(&[]);
                         }
                         None => {
                             // An unfinished character at the end: keep it.
                             let k = rest.len().min(4);
-                            self.pending[..k].copy_from_slice(&rest[..k]);
+                            for (p, r) in self.pending.iter_mut().zip(rest) {
+                                *p = *r;
+                            }
                             self.len = k;
                             return;
                         }
