@@ -35,6 +35,21 @@ pub fn logits_agreement(
     blob: &[u8],
     sequences: &[Vec<u32>],
 ) -> Result<Agreement> {
+    logits_agreement_from(reference_blob, blob, sequences, &[])
+}
+
+/// [`logits_agreement`] counting only positions `>= starts[i]` of sequence
+/// `i` (all of them where `starts` is shorter). The earlier positions still
+/// run, to fill the KV cache. With [`reasoning_start`] this scores only the
+/// tokens a reasoning model is trained to predict, not the problem text,
+/// whose next digit no model can know (its logits are flat, so its argmax
+/// flips under the smallest perturbation and says nothing about quality).
+pub fn logits_agreement_from(
+    reference_blob: &[u8],
+    blob: &[u8],
+    sequences: &[Vec<u32>],
+    starts: &[usize],
+) -> Result<Agreement> {
     let a = Model::from_blob(reference_blob).map_err(|e| anyhow::anyhow!("reference blob: {e}"))?;
     let b = Model::from_blob(blob).map_err(|e| anyhow::anyhow!("blob: {e}"))?;
     let (ca, cb) = (a.config(), b.config());
@@ -66,13 +81,17 @@ pub fn logits_agreement(
     for (si, seq) in sequences.iter().enumerate() {
         sa.reset();
         sb.reset();
-        for &t in seq.iter().take(context) {
+        let start = starts.get(si).copied().unwrap_or(0);
+        for (pos, &t) in seq.iter().take(context).enumerate() {
             let la = sa
                 .forward(t)
                 .with_context(|| format!("reference blob, sequence {si}"))?;
             let lb = sb
                 .forward(t)
                 .with_context(|| format!("blob, sequence {si}"))?;
+            if pos < start {
+                continue;
+            }
             let mut d = 0f32;
             for (x, y) in la.iter().zip(lb) {
                 d = d.max((x - y).abs());
@@ -143,6 +162,14 @@ pub fn encode_problem_with(
     out.push(special::END_ANSWER);
     out.push(special::EOS);
     Ok(out)
+}
+
+/// The first position whose logits predict a trained token of `seq`: the
+/// last problem token, which predicts `<think>` (or `<answer>`).
+pub fn reasoning_start(seq: &[u32]) -> usize {
+    seq.iter()
+        .position(|&t| t == special::THINK || t == special::ANSWER)
+        .map_or(0, |i| i.saturating_sub(1))
 }
 
 /// [`encode_problem_with`] for each problem, with the tokenizer of `blob`.
