@@ -22,8 +22,24 @@ pub struct Shape {
 }
 
 pub const SHAPES: [Shape; 2] = [
-    Shape { name: "A", dim: 256, layers: 6, heads: 8, kv_heads: 8, batch: 16, seq: 256 },
-    Shape { name: "B", dim: 128, layers: 4, heads: 4, kv_heads: 2, batch: 32, seq: 128 },
+    Shape {
+        name: "A",
+        dim: 256,
+        layers: 6,
+        heads: 8,
+        kv_heads: 8,
+        batch: 16,
+        seq: 256,
+    },
+    Shape {
+        name: "B",
+        dim: 128,
+        layers: 4,
+        heads: 4,
+        kv_heads: 2,
+        batch: 32,
+        seq: 128,
+    },
 ];
 
 /// Tokens per second over `steps` timed steps.
@@ -45,7 +61,12 @@ pub fn run_shape(s: &Shape, steps: usize) -> Result<f64> {
     };
     let dev = Device::Cpu;
     let (model, params) = Transformer::init(&cfg, 0, &dev)?;
-    let adam = AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
+    let adam = AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
     let mut opt = AdamW::new(&params, adam)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let n = s.batch * s.seq;

@@ -53,11 +53,18 @@ fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>, step: u64)
 }
 
 /// Tensors and the `step` recorded in a safetensors file's metadata.
-pub fn read_safetensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Tensor>, Option<u64>)> {
+pub fn read_safetensors(
+    path: &Path,
+    device: &Device,
+) -> Result<(BTreeMap<String, Tensor>, Option<u64>)> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let step = meta.metadata().as_ref().and_then(|m| m.get("step")).and_then(|s| s.parse().ok());
+    let step = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("step"))
+        .and_then(|s| s.parse().ok());
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("{}: cannot load tensors", path.display()))?;
     Ok((tensors.into_iter().collect(), step))
@@ -76,8 +83,14 @@ pub fn save(
     write_safetensors(&dir.join(OPTIMIZER_FILE), optimizer, step)?;
     write_atomic(&dir.join(METRICS_FILE), metrics::to_csv(rows).as_bytes())?;
     rename(&tmp_path(&dir.join(MODEL_FILE)), &dir.join(MODEL_FILE))?;
-    rename(&tmp_path(&dir.join(OPTIMIZER_FILE)), &dir.join(OPTIMIZER_FILE))?;
-    write_atomic(&dir.join(STATE_FILE), serde_json::to_string_pretty(state)?.as_bytes())
+    rename(
+        &tmp_path(&dir.join(OPTIMIZER_FILE)),
+        &dir.join(OPTIMIZER_FILE),
+    )?;
+    write_atomic(
+        &dir.join(STATE_FILE),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )
 }
 
 /// A checkpoint read back for resuming.
@@ -92,8 +105,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path)
         .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))?;
-    let state: TrainState =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a training state", state_path.display()))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a training state", state_path.display()))?;
     let (model, model_step) = read_safetensors(&dir.join(MODEL_FILE), device)?;
     let (optimizer, opt_step) = read_safetensors(&dir.join(OPTIMIZER_FILE), device)?;
     if model_step != Some(state.step) || opt_step != Some(state.step) {
@@ -108,5 +121,10 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         Ok(rows) => rows.into_iter().filter(|r| r.step <= state.step).collect(),
         Err(_) => Vec::new(),
     };
-    Ok(Loaded { model, optimizer, state, rows })
+    Ok(Loaded {
+        model,
+        optimizer,
+        state,
+        rows,
+    })
 }

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "trainer", version, about = "Train, evaluate and sample thinkling reasoning models")]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train, evaluate and sample thinkling reasoning models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -16,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (the default command).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Held-out exact match of a run's model (greedy, checked by the task verifiers).
     Eval(EvalArgs),
     /// Generate a reasoning trace and answer for one prompt.
@@ -144,7 +148,9 @@ impl TrainArgs {
     }
 
     pub fn out_dir(&self, c: &TrainConfig) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&c.preset))
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&c.preset))
     }
 }
 

@@ -78,18 +78,18 @@ impl TrainConfig {
         Self {
             preset: "default".into(),
             vocab_size: 512,
-            dim: 192,
+            dim: 128,
             n_layers: 4,
-            n_heads: 6,
+            n_heads: 4,
             n_kv_heads: 2,
             hidden_dim: 0,
             context: 256,
             rope_theta: 10000.0,
             tied_embeddings: true,
             seed: 1,
-            steps: 2000,
+            steps: 3000,
             batch_size: 32,
-            lr: 2e-3,
+            lr: 3e-3,
             min_lr_ratio: 0.1,
             warmup_steps: 100,
             weight_decay: 0.1,
@@ -103,10 +103,10 @@ impl TrainConfig {
             data: Vec::new(),
             no_think: false,
             tokenizer_samples: 20_000,
-            eval_every: 250,
+            eval_every: 500,
             eval_n: 64,
             final_eval_n: 500,
-            checkpoint_every: 250,
+            checkpoint_every: 500,
             threads: 0,
             device: "cpu".into(),
             export: true,
@@ -123,7 +123,7 @@ impl TrainConfig {
             n_heads: 4,
             n_kv_heads: 2,
             context: 64,
-            steps: 150,
+            steps: 300,
             batch_size: 16,
             lr: 3e-3,
             warmup_steps: 20,
@@ -155,7 +155,10 @@ impl TrainConfig {
         for (k, v) in overlay {
             if !base.contains_key(&k) {
                 let known: Vec<&str> = base.keys().map(String::as_str).collect();
-                bail!("{name}: unknown key {k:?} (known keys: {})", known.join(", "));
+                bail!(
+                    "{name}: unknown key {k:?} (known keys: {})",
+                    known.join(", ")
+                );
             }
             base.insert(k, v);
         }
@@ -182,7 +185,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let min_vocab = runtime::format::special::FIRST_MERGE;
         if self.vocab_size < min_vocab {
-            bail!("vocab_size {} is below {min_vocab} (8 special tokens + 256 bytes)", self.vocab_size);
+            bail!(
+                "vocab_size {} is below {min_vocab} (8 special tokens + 256 bytes)",
+                self.vocab_size
+            );
         }
         if self.dim == 0 || self.n_layers == 0 || self.n_heads == 0 || self.n_kv_heads == 0 {
             bail!("dim, n_layers, n_heads and n_kv_heads must be positive");
@@ -194,7 +200,11 @@ impl TrainConfig {
             bail!("head dim {} must be even for RoPE", self.dim / self.n_heads);
         }
         if self.n_heads % self.n_kv_heads != 0 {
-            bail!("n_kv_heads {} does not divide n_heads {}", self.n_kv_heads, self.n_heads);
+            bail!(
+                "n_kv_heads {} does not divide n_heads {}",
+                self.n_kv_heads,
+                self.n_heads
+            );
         }
         if self.context < 16 {
             bail!("context {} is too short (at least 16)", self.context);

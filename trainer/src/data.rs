@@ -64,7 +64,11 @@ pub fn encode_problem(tok: &Tokenizer, p: &Problem, alpha: f32) -> Sequence {
             SpanKind::Answer => 1.0,
         })
         .collect();
-    Sequence { ids, weights, spans }
+    Sequence {
+        ids,
+        weights,
+        spans,
+    }
 }
 
 /// A padded batch: inputs `(B, T)`, targets/weights `(B·T)`.
@@ -123,7 +127,11 @@ impl ProblemSource {
             let total: f32 = mix.tasks.iter().map(|(_, w)| w).sum();
             mix.tasks.push((TaskKind::User, total));
         }
-        Ok(Self { mix, user, no_think })
+        Ok(Self {
+            mix,
+            user,
+            no_think,
+        })
     }
 
     pub fn sample(&self, rng: &mut ChaCha8Rng) -> Problem {
@@ -161,7 +169,16 @@ impl<'t> Batcher<'t> {
         context: usize,
         alpha: f32,
     ) -> Self {
-        Self { source, tok, seed, batch_size, context, alpha, cached: None, skipped: 0 }
+        Self {
+            source,
+            tok,
+            seed,
+            batch_size,
+            context,
+            alpha,
+            cached: None,
+            skipped: 0,
+        }
     }
 
     fn pool(&mut self, index: u64) -> Result<Vec<Vec<Sequence>>> {
@@ -178,7 +195,10 @@ impl<'t> Batcher<'t> {
                 self.skipped += 1;
                 misses += 1;
                 if misses > 100 * want {
-                    bail!("almost every sample is longer than the context of {} tokens", self.context);
+                    bail!(
+                        "almost every sample is longer than the context of {} tokens",
+                        self.context
+                    );
                 }
             }
         }

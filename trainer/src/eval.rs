@@ -12,13 +12,24 @@ use std::collections::BTreeMap;
 use tasks::{Mix, Problem};
 
 /// The trained weights as an export checkpoint (host f32 copies).
-pub fn checkpoint(config: &ModelConfig, merges: &[(u32, u32)], params: &Params) -> Result<Checkpoint> {
+pub fn checkpoint(
+    config: &ModelConfig,
+    merges: &[(u32, u32)],
+    params: &Params,
+) -> Result<Checkpoint> {
     let mut tensors = BTreeMap::new();
     for (name, var) in params.iter() {
         let t = var.as_tensor().to_device(&candle_core::Device::Cpu)?;
-        tensors.insert(name.clone(), (t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
+        tensors.insert(
+            name.clone(),
+            (t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?),
+        );
     }
-    Ok(Checkpoint { config: *config, merges: merges.to_vec(), tensors })
+    Ok(Checkpoint {
+        config: *config,
+        merges: merges.to_vec(),
+        tensors,
+    })
 }
 
 /// An unquantized blob of the checkpoint.
@@ -41,7 +52,11 @@ pub fn evaluate(ckpt: &Checkpoint, problems: &[Problem]) -> Result<EvalResult> {
 /// so every evaluation of every run sees the same set) plus held-out user
 /// problems, at most `n` of them.
 pub fn held_out(mix: &Mix, n: usize, user_held_out: &[Problem]) -> Vec<Problem> {
-    let mut out = if mix.builtin().is_empty() { Vec::new() } else { tasks::held_out_set(mix, n, 0x5eed) };
+    let mut out = if mix.builtin().is_empty() {
+        Vec::new()
+    } else {
+        tasks::held_out_set(mix, n, 0x5eed)
+    };
     out.extend(user_held_out.iter().take(n).cloned());
     out
 }
@@ -75,7 +90,10 @@ pub fn summary(r: &EvalResult) -> String {
         r.mean_think_tokens
     );
     for (k, (c, n)) in &r.per_task {
-        s.push_str(&format!("\n  {k:<5} {:5.1}%  ({c}/{n})", 100.0 * *c as f64 / (*n).max(1) as f64));
+        s.push_str(&format!(
+            "\n  {k:<5} {:5.1}%  ({c}/{n})",
+            100.0 * *c as f64 / (*n).max(1) as f64
+        ));
     }
     s
 }

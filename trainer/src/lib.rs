@@ -3,8 +3,8 @@
 
 pub mod bench;
 pub mod bpe;
-pub mod cli;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;

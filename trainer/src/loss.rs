@@ -53,5 +53,9 @@ pub fn dual_loss(
             (s / n as f64) as f32
         }
     };
-    Ok(LossParts { loss, think: mean(SpanKind::Think), answer: mean(SpanKind::Answer) })
+    Ok(LossParts {
+        loss,
+        think: mean(SpanKind::Think),
+        answer: mean(SpanKind::Answer),
+    })
 }

@@ -13,7 +13,13 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Train(TrainArgs { preset: "default".into(), ..Default::default() })) {
+    let default = || {
+        Command::Train(Box::new(TrainArgs {
+            preset: "default".into(),
+            ..Default::default()
+        }))
+    };
+    match cli.command.unwrap_or_else(default) {
         Command::Train(args) => {
             let cfg = args.resolve()?;
             device::set_threads(cfg.threads);
@@ -21,7 +27,12 @@ fn run() -> Result<()> {
             let t = std::time::Instant::now();
             let o = train::run(
                 &cfg,
-                &train::Options { out: out.clone(), resume: args.resume, progress: !args.quiet, stop_after: None },
+                &train::Options {
+                    out: out.clone(),
+                    resume: args.resume,
+                    progress: !args.quiet,
+                    stop_after: None,
+                },
             )?;
             println!(
                 "trained {} steps of a {}-parameter model in {:.0}s ({:.0}s wall in total); run directory {}",
@@ -82,6 +93,7 @@ fn run() -> Result<()> {
 
 fn read_run_config(dir: &std::path::Path) -> Result<RunConfig> {
     let path = dir.join(checkpoint::CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a run config", path.display()))
 }

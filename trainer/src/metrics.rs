@@ -20,7 +20,13 @@ pub struct MetricRow {
 
 impl MetricRow {
     pub fn to_csv(&self) -> String {
-        let f = |v: f32| if v.is_finite() { format!("{v:.5}") } else { String::new() };
+        let f = |v: f32| {
+            if v.is_finite() {
+                format!("{v:.5}")
+            } else {
+                String::new()
+            }
+        };
         format!(
             "{},{},{},{},{:.6e},{:.1},{}",
             self.step,
@@ -38,7 +44,13 @@ impl MetricRow {
         if c.len() != 7 {
             return None;
         }
-        let f = |s: &str| if s.is_empty() { Some(f32::NAN) } else { s.parse().ok() };
+        let f = |s: &str| {
+            if s.is_empty() {
+                Some(f32::NAN)
+            } else {
+                s.parse().ok()
+            }
+        };
         Some(Self {
             step: c[0].parse().ok()?,
             loss: f(c[1])?,
@@ -46,7 +58,11 @@ impl MetricRow {
             answer_loss: f(c[3])?,
             lr: c[4].parse().ok()?,
             tokens_per_s: c[5].parse().ok()?,
-            accuracy: if c[6].is_empty() { None } else { Some(c[6].parse().ok()?) },
+            accuracy: if c[6].is_empty() {
+                None
+            } else {
+                Some(c[6].parse().ok()?)
+            },
         })
     }
 }
@@ -63,6 +79,11 @@ pub fn to_csv(rows: &[MetricRow]) -> String {
 
 /// Rows of an existing file (unparsable lines are skipped).
 pub fn read(path: &Path) -> Result<Vec<MetricRow>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(text.lines().skip(1).filter_map(MetricRow::from_csv).collect())
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(MetricRow::from_csv)
+        .collect())
 }

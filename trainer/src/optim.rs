@@ -58,11 +58,17 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
         for slot in self.slots.values() {
-            let Some(g) = grads.get(&slot.var) else { continue };
+            let Some(g) = grads.get(&slot.var) else {
+                continue;
+            };
             let m = ((slot.m.as_tensor() * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((slot.v.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + c.eps)?)?;
-            let decay = if slot.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
+            let decay = if slot.decay {
+                1.0 - lr * c.weight_decay
+            } else {
+                1.0
+            };
             let w = ((slot.var.as_tensor() * decay)? - (update * lr)?)?;
             slot.var.set(&w)?;
             slot.m.set(&m)?;
@@ -82,7 +88,12 @@ impl AdamW {
     }
 
     /// Restores the moments saved by [`Self::state_tensors`] and the step count.
-    pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, t: u64, device: &Device) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        t: u64,
+        device: &Device,
+    ) -> Result<()> {
         for (name, s) in &self.slots {
             for (suffix, var) in [("m", &s.m), ("v", &s.v)] {
                 let key = format!("{name}.{suffix}");
@@ -90,7 +101,11 @@ impl AdamW {
                     .get(&key)
                     .ok_or_else(|| anyhow!("optimizer state lacks {key:?}"))?;
                 if src.dims() != var.dims() {
-                    return Err(anyhow!("optimizer state {key:?} has shape {:?}, expected {:?}", src.dims(), var.dims()));
+                    return Err(anyhow!(
+                        "optimizer state {key:?} has shape {:?}, expected {:?}",
+                        src.dims(),
+                        var.dims()
+                    ));
                 }
                 var.set(&src.to_device(device)?)?;
             }

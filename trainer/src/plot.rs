@@ -5,6 +5,9 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
+/// A curve: its legend, colour and the value it reads from a row.
+type Series = (&'static str, RGBColor, fn(&MetricRow) -> f32);
+
 pub fn write(path: &Path, rows: &[MetricRow]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
@@ -35,7 +38,7 @@ pub fn write(path: &Path, rows: &[MetricRow]) -> Result<()> {
         .y_desc("held-out exact match")
         .draw()
         .map_err(|e| err(&e))?;
-    let series: [(&str, RGBColor, fn(&MetricRow) -> f32); 3] = [
+    let series: [Series; 3] = [
         ("loss", BLACK, |r| r.loss),
         ("think loss", BLUE, |r| r.think_loss),
         ("answer loss", RED, |r| r.answer_loss),

@@ -15,7 +15,8 @@ pub fn sample(blob: &[u8], prompt: &str, opts: &SampleOptions) -> Result<()> {
     let model = Model::from_blob(blob).map_err(|e| anyhow!("{e}"))?;
     let context = model.config().max_seq_len as usize;
     let mut arena = vec![0u8; runtime::plan(model.config(), context, KvDType::F32).total_bytes];
-    let mut session = Session::new(&model, &mut arena, context, KvDType::F32).map_err(|e| anyhow!("{e}"))?;
+    let mut session =
+        Session::new(&model, &mut arena, context, KvDType::F32).map_err(|e| anyhow!("{e}"))?;
     let cfg = GenerateConfig {
         sampler: opts.sampler,
         max_new_tokens: opts.max_tokens,
@@ -46,7 +47,11 @@ pub fn sample(blob: &[u8], prompt: &str, opts: &SampleOptions) -> Result<()> {
         g.prompt_tokens,
         g.generated_tokens,
         g.stop,
-        if g.think_budget_hit { ", think budget reached" } else { "" }
+        if g.think_budget_hit {
+            ", think budget reached"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -60,10 +60,18 @@ fn resume_view(c: &TrainConfig) -> TrainConfig {
 }
 
 fn describe_diff(a: &TrainConfig, b: &TrainConfig) -> String {
-    let (ta, tb) = (toml::Table::try_from(a).unwrap_or_default(), toml::Table::try_from(b).unwrap_or_default());
+    let (ta, tb) = (
+        toml::Table::try_from(a).unwrap_or_default(),
+        toml::Table::try_from(b).unwrap_or_default(),
+    );
     ta.iter()
         .filter(|(k, v)| tb.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k}: run has {}, now {v}", tb.get(k).map(|x| x.to_string()).unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k}: run has {}, now {v}",
+                tb.get(k).map(|x| x.to_string()).unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -125,22 +133,44 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         let t = Instant::now();
         let merges = train_tokenizer(cfg, &source)?;
         bpe::save_tokenizer(&out.join(TOKENIZER_FILE), &merges)?;
-        eprintln!("tokenizer: {} merges from {} samples in {:.1}s", merges.len(), cfg.tokenizer_samples, t.elapsed().as_secs_f64());
+        eprintln!(
+            "tokenizer: {} merges from {} samples in {:.1}s",
+            merges.len(),
+            cfg.tokenizer_samples,
+            t.elapsed().as_secs_f64()
+        );
         (merges, None)
     };
     let mut model_cfg = cfg.model_config();
     // A small corpus may yield fewer merges than asked: the vocabulary is what
     // the tokenizer can produce.
     model_cfg.vocab_size = bpe::BASE_VOCAB as u32 + merges.len() as u32;
-    let run_config = RunConfig { model: model_cfg, train: cfg.clone() };
-    write_atomic(&out.join(CONFIG_FILE), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
+    let run_config = RunConfig {
+        model: model_cfg,
+        train: cfg.clone(),
+    };
+    write_atomic(
+        &out.join(CONFIG_FILE),
+        serde_json::to_string_pretty(&run_config)?.as_bytes(),
+    )?;
 
     let (model, params) = Transformer::init(&model_cfg, cfg.seed, &device)?;
     let mut opt = AdamW::new(
         &params,
-        AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
+        AdamWConfig {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+        },
     )?;
-    let mut state = TrainState { step: 0, optimizer_t: 0, seed: cfg.seed, elapsed_s: 0.0, tokens_seen: 0 };
+    let mut state = TrainState {
+        step: 0,
+        optimizer_t: 0,
+        seed: cfg.seed,
+        elapsed_s: 0.0,
+        tokens_seen: 0,
+    };
     let mut rows: Vec<MetricRow> = Vec::new();
     if let Some(l) = resumed {
         params.load(&l.model, &device)?;
@@ -150,7 +180,14 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         eprintln!("resuming {} at step {}", out.display(), state.step);
     }
     let owned = bpe::OwnedTokenizer::from_merges(&merges);
-    let mut batcher = Batcher::new(source, owned.tokenizer(), cfg.seed, cfg.batch_size, cfg.context as usize, cfg.alpha);
+    let mut batcher = Batcher::new(
+        source,
+        owned.tokenizer(),
+        cfg.seed,
+        cfg.batch_size,
+        cfg.context as usize,
+        cfg.alpha,
+    );
     let eval_set = eval::held_out(&mix, cfg.eval_n, &user_held);
 
     eprintln!(
@@ -168,14 +205,22 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     // Live log: rows are appended as they come; each checkpoint rewrites the
     // file so that it matches the checkpoint exactly.
     std::fs::write(out.join(METRICS_FILE), crate::metrics::to_csv(&rows))?;
-    let mut live = std::fs::OpenOptions::new().append(true).open(out.join(METRICS_FILE))?;
+    let mut live = std::fs::OpenOptions::new()
+        .append(true)
+        .open(out.join(METRICS_FILE))?;
     debug_assert!(HEADER.starts_with("step"));
 
     let end = opts.stop_after.unwrap_or(cfg.steps).min(cfg.steps);
-    let bar = if opts.progress { ProgressBar::new(cfg.steps) } else { ProgressBar::hidden() };
+    let bar = if opts.progress {
+        ProgressBar::new(cfg.steps)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(state.step);
     let mut window = (0usize, 0f64, 0f32, 0f32, 0f32, 0u32); // tokens, secs, loss, think, answer, n
@@ -202,12 +247,21 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         window.0 += batch.tokens;
         window.1 += secs;
         window.2 += loss;
-        window.3 += if parts.think.is_finite() { parts.think } else { 0.0 };
-        window.4 += if parts.answer.is_finite() { parts.answer } else { 0.0 };
+        window.3 += if parts.think.is_finite() {
+            parts.think
+        } else {
+            0.0
+        };
+        window.4 += if parts.answer.is_finite() {
+            parts.answer
+        } else {
+            0.0
+        };
         window.5 += 1;
 
         let s = state.step;
-        let eval_now = cfg.eval_every > 0 && s % cfg.eval_every == 0 && s < cfg.steps && !eval_set.is_empty();
+        let eval_now =
+            cfg.eval_every > 0 && s % cfg.eval_every == 0 && s < cfg.steps && !eval_set.is_empty();
         if s % LOG_EVERY == 0 || s == end || eval_now {
             let n = window.5.max(1) as f32;
             let think = if cfg.no_think { f32::NAN } else { window.3 / n };
@@ -223,7 +277,8 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             window = (0, 0.0, 0.0, 0.0, 0.0, 0);
             if eval_now {
                 let t = Instant::now();
-                let r = eval::evaluate(&eval::checkpoint(&model_cfg, &merges, &params)?, &eval_set)?;
+                let r =
+                    eval::evaluate(&eval::checkpoint(&model_cfg, &merges, &params)?, &eval_set)?;
                 row.accuracy = Some(r.accuracy as f32);
                 let line = format!(
                     "step {s}: held-out exact match {:.1}% (n={}, well-formed {:.0}%, {:.1}s)",
@@ -257,12 +312,17 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         let ckpt_now = (cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0) || s == end;
         if ckpt_now {
             checkpoint::save(out, &params.tensors(), &opt.state_tensors(), &state, &rows)?;
-            live = std::fs::OpenOptions::new().append(true).open(out.join(METRICS_FILE))?;
+            live = std::fs::OpenOptions::new()
+                .append(true)
+                .open(out.join(METRICS_FILE))?;
         }
     }
     bar.finish_and_clear();
     if batcher.skipped > 0 {
-        eprintln!("{} samples longer than the context were skipped", batcher.skipped);
+        eprintln!(
+            "{} samples longer than the context were skipped",
+            batcher.skipped
+        );
     }
 
     let mut final_eval = None;
@@ -272,12 +332,22 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             let set = eval::held_out(&mix, cfg.final_eval_n, &user_held);
             let t = Instant::now();
             let r = eval::evaluate(&ckpt, &set)?;
-            eprintln!("final evaluation ({:.0}s): {}", t.elapsed().as_secs_f64(), eval::summary(&r));
-            write_atomic(&out.join("eval.json"), serde_json::to_string_pretty(&eval::to_json(&r))?.as_bytes())?;
+            eprintln!(
+                "final evaluation ({:.0}s): {}",
+                t.elapsed().as_secs_f64(),
+                eval::summary(&r)
+            );
+            write_atomic(
+                &out.join("eval.json"),
+                serde_json::to_string_pretty(&eval::to_json(&r))?.as_bytes(),
+            )?;
             if let Some(last) = rows.last_mut() {
                 last.accuracy = Some(r.accuracy as f32);
             }
-            write_atomic(&out.join(METRICS_FILE), crate::metrics::to_csv(&rows).as_bytes())?;
+            write_atomic(
+                &out.join(METRICS_FILE),
+                crate::metrics::to_csv(&rows).as_bytes(),
+            )?;
             final_eval = Some(r);
         }
         if cfg.export {
@@ -296,9 +366,17 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
 
 /// `model.q8.bin` and its quantization report.
 fn export_q8(out: &Path, ckpt: &export::Checkpoint) -> Result<()> {
-    let (blob, report) = export::build_blob(ckpt, &export::ExportOptions::with_quant(export::Quant::Q8))?;
+    let (blob, report) =
+        export::build_blob(ckpt, &export::ExportOptions::with_quant(export::Quant::Q8))?;
     write_atomic(&out.join("model.q8.bin"), &blob)?;
-    write_atomic(&out.join("model.q8.report.txt"), format!("{report}\n").as_bytes())?;
-    eprintln!("exported {} ({} bytes)", out.join("model.q8.bin").display(), blob.len());
+    write_atomic(
+        &out.join("model.q8.report.txt"),
+        format!("{report}\n").as_bytes(),
+    )?;
+    eprintln!(
+        "exported {} ({} bytes)",
+        out.join("model.q8.bin").display(),
+        blob.len()
+    );
     Ok(())
 }

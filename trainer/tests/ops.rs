@@ -14,7 +14,16 @@ fn rand_var(shape: &[usize], seed: u64) -> Var {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
 
 /// A fixed random projection so the scalar loss depends on every output.
@@ -33,13 +42,21 @@ fn check(
     let ts: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
     let yf = fused(&ts);
     let yc = composed(&ts);
-    assert!(max_diff(&yf, &yc) < 1e-5, "values differ by {}", max_diff(&yf, &yc));
+    assert!(
+        max_diff(&yf, &yc) < 1e-5,
+        "values differ by {}",
+        max_diff(&yf, &yc)
+    );
     let gf = probe(&yf, 99).backward().unwrap();
     let gc = probe(&yc, 99).backward().unwrap();
     for v in inputs {
         let a = gf.get(v).expect("fused op dropped a gradient");
         let b = gc.get(v).expect("composed op dropped a gradient");
-        assert!(max_diff(a, b) < 1e-4, "gradients differ by {}", max_diff(a, b));
+        assert!(
+            max_diff(a, b) < 1e-4,
+            "gradients differ by {}",
+            max_diff(a, b)
+        );
     }
     // Finite differences on the fused op through f64 copies of the inputs.
     let eps = 1e-2f64;
@@ -57,7 +74,11 @@ fn check(
             };
             let num = (eval(eps) - eval(-eps)) / (2.0 * eps);
             let err = (num - grad[k] as f64).abs();
-            assert!(err < 2e-2 * (1.0 + num.abs()), "input {vi} coord {k}: numeric {num} vs analytic {}", grad[k]);
+            assert!(
+                err < 2e-2 * (1.0 + num.abs()),
+                "input {vi} coord {k}: numeric {num} vs analytic {}",
+                grad[k]
+            );
         }
     }
 }
@@ -65,11 +86,9 @@ fn check(
 #[test]
 fn causal_softmax_matches_composed_and_finite_differences() {
     let x = rand_var(&[2, 3, 5, 5], 1);
-    check(
-        &[x],
-        &|t| ops::causal_softmax(&t[0], 0.7).unwrap(),
-        &|t| ops::causal_softmax_composed(&t[0], 0.7).unwrap(),
-    );
+    check(&[x], &|t| ops::causal_softmax(&t[0], 0.7).unwrap(), &|t| {
+        ops::causal_softmax_composed(&t[0], 0.7).unwrap()
+    });
 }
 
 #[test]
@@ -98,8 +117,18 @@ fn rope_matches_composed_and_finite_differences() {
 fn rope_rotates_pairs_by_position() {
     // One head, hd 2: position t rotates (1, 0) by angle t.
     let tables = ops::rope_tables(4, 2, 10000.0);
-    let x = Tensor::from_vec(vec![1f32, 0.0, 1.0, 0.0, 1.0, 0.0], (1, 3, 1, 2), &Device::Cpu).unwrap();
-    let y: Vec<f32> = ops::rope_to_heads(&x, &tables).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let x = Tensor::from_vec(
+        vec![1f32, 0.0, 1.0, 0.0, 1.0, 0.0],
+        (1, 3, 1, 2),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let y: Vec<f32> = ops::rope_to_heads(&x, &tables)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     for t in 0..3 {
         assert!((y[2 * t] - (t as f32).cos()).abs() < 1e-6);
         assert!((y[2 * t + 1] - (t as f32).sin()).abs() < 1e-6);

@@ -24,7 +24,11 @@ fn candle_forward_matches_the_runtime() {
     for (pos, &id) in ids.iter().enumerate() {
         let want: Vec<f32> = logits.get(pos).unwrap().to_vec1().unwrap();
         let got = session.forward(id).unwrap();
-        let err = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let err = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(err < 1e-3, "position {pos}: max logit difference {err}");
     }
 }

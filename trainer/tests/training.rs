@@ -23,16 +23,27 @@ fn copy_task(dir: &Path) -> std::path::PathBuf {
 }
 
 fn smoke(dir: &Path) -> TrainConfig {
-    TrainConfig { data: vec![copy_task(dir)], tasks: "user".into(), ..TrainConfig::smoke_preset() }
+    TrainConfig {
+        data: vec![copy_task(dir)],
+        tasks: "user".into(),
+        ..TrainConfig::smoke_preset()
+    }
 }
 
 fn opts(out: &Path, resume: bool, stop_after: Option<u64>) -> Options {
-    Options { out: out.to_path_buf(), resume, progress: false, stop_after }
+    Options {
+        out: out.to_path_buf(),
+        resume,
+        progress: false,
+        stop_after,
+    }
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let (t, _) = read_safetensors(&dir.join(MODEL_FILE), &Device::Cpu).unwrap();
-    t.into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
+    t.into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -46,7 +57,15 @@ fn smoke_run_learns_a_trivial_task() {
     let acc = o.final_eval.unwrap().accuracy;
     // Chance is 1 in 1000.
     assert!(acc > 0.3, "held-out exact match {acc}");
-    for f in ["config.json", "tokenizer.json", "model.safetensors", "optimizer.safetensors", "state.json", "plot.svg", "eval.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "plot.svg",
+        "eval.json",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     // export reads the run directory we wrote.
@@ -58,7 +77,11 @@ fn smoke_run_learns_a_trivial_task() {
 fn checkpoint_round_trip_gives_identical_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let cfg = TrainConfig { steps: 5, final_eval_n: 0, ..smoke(tmp.path()) };
+    let cfg = TrainConfig {
+        steps: 5,
+        final_eval_n: 0,
+        ..smoke(tmp.path())
+    };
     let o = run(&cfg, &opts(&out, false, None)).unwrap();
     let (tensors, step) = read_safetensors(&out.join(MODEL_FILE), &Device::Cpu).unwrap();
     assert_eq!(step, Some(5));
@@ -66,11 +89,23 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let (model, params) = Transformer::init(&o.model_config, 99, &Device::Cpu).unwrap();
     params.load(&tensors, &Device::Cpu).unwrap();
     let x = Tensor::from_vec(vec![2u32, 20, 30, 40, 4], (1, 5), &Device::Cpu).unwrap();
-    let a: Vec<f32> = model.forward(&x, None).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f32> = model
+        .forward(&x, None)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     // The same weights loaded a second time give the same logits bit for bit.
     let (model2, params2) = Transformer::init(&o.model_config, 7, &Device::Cpu).unwrap();
     params2.load(&tensors, &Device::Cpu).unwrap();
-    let b: Vec<f32> = model2.forward(&x, None).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = model2
+        .forward(&x, None)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(a, b);
     let saved: Vec<f32> = tensors["norm.weight"].to_vec1().unwrap();
     let live: Vec<f32> = params.get("norm.weight").unwrap().to_vec1().unwrap();
@@ -80,7 +115,13 @@ fn checkpoint_round_trip_gives_identical_logits() {
 #[test]
 fn resume_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig { steps: 24, checkpoint_every: 8, dropout: 0.1, final_eval_n: 0, ..smoke(tmp.path()) };
+    let cfg = TrainConfig {
+        steps: 24,
+        checkpoint_every: 8,
+        dropout: 0.1,
+        final_eval_n: 0,
+        ..smoke(tmp.path())
+    };
     let full = tmp.path().join("full");
     run(&cfg, &opts(&full, false, None)).unwrap();
     let split = tmp.path().join("split");
@@ -91,12 +132,24 @@ fn resume_equals_an_uninterrupted_run() {
     run(&cfg, &opts(&split, true, None)).unwrap();
     assert_eq!(weights(&full), weights(&split), "resumed weights differ");
     let rows = |d: &Path| trainer::metrics::read(&d.join("metrics.csv")).unwrap();
-    assert_eq!(rows(&full).last().unwrap().step, rows(&split).last().unwrap().step);
+    assert_eq!(
+        rows(&full).last().unwrap().step,
+        rows(&split).last().unwrap().step
+    );
 
     // A different config cannot resume this run.
-    let other = TrainConfig { lr: cfg.lr * 2.0, ..cfg.clone() };
-    let err = run(&other, &opts(&split, true, None)).err().unwrap().to_string();
-    assert!(err.contains("configuration differs") && err.contains("lr"), "{err}");
+    let other = TrainConfig {
+        lr: cfg.lr * 2.0,
+        ..cfg.clone()
+    };
+    let err = run(&other, &opts(&split, true, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("configuration differs") && err.contains("lr"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -104,7 +157,14 @@ fn malformed_data_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"problem\": \"a\", \"answer\": \"b\"}\nnot json\n").unwrap();
-    let cfg = TrainConfig { data: vec![bad], tasks: "user".into(), ..TrainConfig::smoke_preset() };
-    let err = run(&cfg, &opts(&tmp.path().join("r"), false, None)).err().unwrap().to_string();
+    let cfg = TrainConfig {
+        data: vec![bad],
+        tasks: "user".into(),
+        ..TrainConfig::smoke_preset()
+    };
+    let err = run(&cfg, &opts(&tmp.path().join("r"), false, None))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("bad.jsonl:2"), "{err}");
 }

@@ -27,7 +27,13 @@ impl Dropout {
         }
         let keep = 1.0 / (1.0 - self.p);
         let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if self.rng.gen::<f32>() < self.p { 0.0 } else { keep })
+            .map(|_| {
+                if self.rng.gen::<f32>() < self.p {
+                    0.0
+                } else {
+                    keep
+                }
+            })
             .collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
         Ok((x * mask)?)

@@ -16,7 +16,9 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Result<&Var> {
-        self.vars.get(name).ok_or_else(|| anyhow!("missing tensor {name:?}"))
+        self.vars
+            .get(name)
+            .ok_or_else(|| anyhow!("missing tensor {name:?}"))
     }
 
     /// The variable as a tensor sharing its storage.
@@ -42,7 +44,10 @@ impl Params {
 
     /// Tensors by name (for saving).
     pub fn tensors(&self) -> BTreeMap<String, Tensor> {
-        self.vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
     }
 
     /// Overwrites every variable from `tensors`, which must hold exactly the
@@ -58,7 +63,11 @@ impl Params {
                 .get(name)
                 .ok_or_else(|| anyhow!("checkpoint lacks tensor {name:?}"))?;
             if t.dims() != var.dims() {
-                bail!("tensor {name:?}: checkpoint shape {:?}, model shape {:?}", t.dims(), var.dims());
+                bail!(
+                    "tensor {name:?}: checkpoint shape {:?}, model shape {:?}",
+                    t.dims(),
+                    var.dims()
+                );
             }
             var.set(&t.to_device(device)?)?;
         }

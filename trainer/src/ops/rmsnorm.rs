@@ -25,7 +25,11 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
 fn check(x: &Layout, g: &Layout) -> Result<usize> {
     let d = x.shape().dims().last().copied().unwrap_or(0);
     if g.shape().dims() != [d] {
-        candle_core::bail!("rms norm: weight {:?} does not match input {:?}", g.shape(), x.shape());
+        candle_core::bail!(
+            "rms norm: weight {:?} does not match input {:?}",
+            g.shape(),
+            x.shape()
+        );
     }
     Ok(d)
 }
@@ -46,12 +50,14 @@ impl CustomOp2 for RmsNorm {
         let x = f32_slice(s1, l1, self.name())?;
         let g = f32_slice(s2, l2, self.name())?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
-            let r = inv_rms(xr, self.eps);
-            for ((o, &xv), &gv) in yr.iter_mut().zip(xr).zip(g) {
-                *o = xv * r * gv;
-            }
-        });
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .for_each(|(yr, xr)| {
+                let r = inv_rms(xr, self.eps);
+                for ((o, &xv), &gv) in yr.iter_mut().zip(xr).zip(g) {
+                    *o = xv * r * gv;
+                }
+            });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

@@ -30,7 +30,12 @@ pub fn rope_tables(max_t: usize, head_dim: usize, theta: f32) -> RopeTables {
             sin.push(a.sin() as f32);
         }
     }
-    RopeTables { max_t, half, cos: Arc::new(cos), sin: Arc::new(sin) }
+    RopeTables {
+        max_t,
+        half,
+        cos: Arc::new(cos),
+        sin: Arc::new(sin),
+    }
 }
 
 impl RopeTables {
@@ -88,7 +93,10 @@ impl CustomOp1 for Rope {
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let inverse = Rope { tables: self.tables.clone(), to_heads: !self.to_heads };
+        let inverse = Rope {
+            tables: self.tables.clone(),
+            to_heads: !self.to_heads,
+        };
         Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
@@ -98,7 +106,10 @@ pub fn rope_to_heads(x: &Tensor, tables: &RopeTables) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return rope_composed(x, tables);
     }
-    x.contiguous()?.apply_op1(Rope { tables: tables.clone(), to_heads: true })
+    x.contiguous()?.apply_op1(Rope {
+        tables: tables.clone(),
+        to_heads: true,
+    })
 }
 
 /// The same from differentiable candle ops (any device; the test reference).

@@ -106,7 +106,13 @@ pub fn causal_softmax(x: &Tensor, scale: f32) -> Result<Tensor> {
 pub fn causal_softmax_composed(x: &Tensor, scale: f32) -> Result<Tensor> {
     let t = dims(x.shape())?;
     let mask: Vec<f32> = (0..t * t)
-        .map(|k| if k % t > k / t { f32::NEG_INFINITY } else { 0.0 })
+        .map(|k| {
+            if k % t > k / t {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, (t, t), x.device())?;
     let x = (x * scale as f64)?.broadcast_add(&mask)?;
