@@ -94,8 +94,11 @@ struct Summary {
     source: String,
     seconds: f64,
     report: QuantReport,
-    /// Logits of the blob against the f32 model.
+    /// Logits of the blob against the f32 model at the positions that predict
+    /// trained tokens (`<think>` onwards; every position for llama2.c).
     agreement: Option<Agreement>,
+    /// The same over every position, problem text included.
+    agreement_all_positions: Option<Agreement>,
     accuracy: Option<Accuracy>,
 }
 
@@ -205,11 +208,17 @@ fn run(cli: Cli) -> Result<()> {
     let n_problems = cli.compare_n.max(cli.eval_n);
     let problems = tasks::held_out_set(&mix, n_problems, cli.seed);
 
-    let agreement = if cli.compare_n > 0 {
+    let (agreement, agreement_all_positions) = if cli.compare_n > 0 {
         let seqs = compare::encode_problems(&blob, &problems[..cli.compare_n], !no_think)?;
-        Some(compare::logits_agreement(reference, &blob, &seqs)?)
+        let starts: Vec<usize> = seqs.iter().map(|s| compare::reasoning_start(s)).collect();
+        (
+            Some(compare::logits_agreement_from(
+                reference, &blob, &seqs, &starts,
+            )?),
+            Some(compare::logits_agreement(reference, &blob, &seqs)?),
+        )
     } else {
-        None
+        (None, None)
     };
     let accuracy = if cli.eval_n > 0 {
         let max_seq = ckpt.config.max_seq_len as usize;
@@ -240,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
         seconds: start.elapsed().as_secs_f64(),
         report,
         agreement,
+        agreement_all_positions,
         accuracy,
     };
     print_summary(&summary, cli.json)
@@ -275,6 +285,7 @@ fn run_llama2c(
         seconds: start.elapsed().as_secs_f64(),
         report,
         agreement,
+        agreement_all_positions: None,
         accuracy: None,
     };
     print_summary(&summary, cli.json)
@@ -287,16 +298,32 @@ fn print_summary(s: &Summary, json: bool) -> Result<()> {
     }
     println!("{} -> {} ({:.1} s)", s.source, s.out.display(), s.seconds);
     print!("{}", s.report);
-    if let Some(a) = &s.agreement {
-        println!();
+    let line = |what: &str, a: &Agreement| {
         println!(
-            "against f32 on {} positions: top-1 agreement {:.2}%, max |dlogit| {:.4} (mean per position {:.4}, max |logit| {:.2})",
+            "against f32, {what} ({} positions): top-1 agreement {:.2}%, max |dlogit| {:.4} \
+             (mean per position {:.4}, max |logit| {:.2})",
             a.positions,
             100.0 * a.top1,
             a.max_abs_dlogit,
             a.mean_max_abs_dlogit,
             a.max_abs_logit
         );
+    };
+    if s.agreement.is_some() {
+        println!();
+    }
+    if let Some(a) = &s.agreement {
+        line(
+            if s.agreement_all_positions.is_some() {
+                "think/answer positions"
+            } else {
+                "all positions"
+            },
+            a,
+        );
+    }
+    if let Some(a) = &s.agreement_all_positions {
+        line("all positions", a);
     }
     if let Some(acc) = &s.accuracy {
         println!();
