@@ -15,6 +15,9 @@
 
 use crate::format::{DType, ScaleType, TensorRecord};
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Independent f32 accumulators of a dot product (enough for two 4-wide SIMD
 /// registers; fixed so the summation order never depends on the target).
 pub const LANES: usize = 8;
@@ -151,14 +154,30 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
     f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
 }
 
-/// Reads scale `index` of a scale table (0.0 past its end).
-#[inline(always)]
-fn scale_at(bytes: &[u8], index: usize, t: ScaleType) -> f32 {
-    match t {
-        ScaleType::F32 => bytes.get(index * 4..index * 4 + 4).map_or(0.0, le_f32),
-        ScaleType::F16 => bytes
-            .get(index * 2..index * 2 + 2)
-            .map_or(0.0, |b| f16_bits_to_f32(le_u16(b))),
+/// A scale table read as f32 whatever its storage (the storage type is
+/// matched once per matvec, not per group).
+trait Scales {
+    /// Scale `i` (0.0 past the end).
+    fn get(&self, i: usize) -> f32;
+}
+
+struct F32Scales<'a>(&'a [u8]);
+
+impl Scales for F32Scales<'_> {
+    #[inline(always)]
+    fn get(&self, i: usize) -> f32 {
+        self.0.get(i * 4..i * 4 + 4).map_or(0.0, le_f32)
+    }
+}
+
+struct F16Scales<'a>(&'a [u8]);
+
+impl Scales for F16Scales<'_> {
+    #[inline(always)]
+    fn get(&self, i: usize) -> f32 {
+        self.0
+            .get(i * 2..i * 2 + 2)
+            .map_or(0.0, |b| f16_bits_to_f32(le_u16(b)))
     }
 }
 
@@ -348,6 +367,20 @@ pub fn matvec(out: &mut [f32], w: &TensorView<'_>, x: &[f32], acts: &mut Quantiz
 
 /// Matvec of an F32/F16 tensor (a quantized tensor yields zeros).
 pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.dtype == DType::F32 {
+        if let Some(x) = x.get(..w.cols()) {
+            let rows = out.len().min(w.rows());
+            if x86::matvec_f32(out.get_mut(..rows).unwrap_or(&mut []), w.data, x) {
+                return;
+            }
+        }
+    }
+    matvec_float_portable(out, w, x);
+}
+
+/// [`matvec_float`] without target-specific code paths.
+pub fn matvec_float_portable(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
     let rb = w.row_bytes();
     let x = x.get(..w.cols()).unwrap_or(x);
     if rb == 0 {
@@ -374,60 +407,123 @@ pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
 /// tensor's group size (`acts.group() == w.group`; otherwise zeros, since the
 /// groups would not line up).
 pub fn matvec_quantized(out: &mut [f32], w: &TensorView<'_>, acts: &QuantizedActivations<'_>) {
+    matvec_quantized_with(out, w, acts, true);
+}
+
+/// [`matvec_quantized`] without target-specific code paths.
+pub fn matvec_quantized_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+) {
+    matvec_quantized_with(out, w, acts, false);
+}
+
+fn matvec_quantized_with(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+    native: bool,
+) {
     let group = w.group as usize;
-    let gpr = w.groups_per_row();
     let rb = w.row_bytes();
     if group == 0 || acts.group != group || acts.len < w.cols() || rb == 0 {
         out.fill(0.0);
         return;
     }
-    let sb = crate::format::scale_bytes(w.scale_type);
-    let xq = acts.q.get(..w.cols()).unwrap_or(&[]);
+    match w.scale_type {
+        ScaleType::F32 => quantized_rows(out, w, acts, &F32Scales(w.scales), 4, native),
+        ScaleType::F16 => quantized_rows(out, w, acts, &F16Scales(w.scales), 2, native),
+    }
+}
+
+fn quantized_rows<S: Scales>(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+    scales: &S,
+    scale_bytes: usize,
+    native: bool,
+) {
+    let group = w.group as usize;
+    let gpr = w.groups_per_row();
+    let rb = w.row_bytes();
+    let cols = w.cols();
+    let xq = acts.q.get(..cols).unwrap_or(&[]);
     let xs = acts.scales.get(..gpr).unwrap_or(&[]);
     let xsum = acts.sums.get(..gpr).unwrap_or(&[]);
-    let rows = w.data.chunks_exact(rb).zip(w.scales.chunks_exact(gpr * sb));
+    let split = acts.split.get(..cols.div_ceil(2) * 2).unwrap_or(&[]);
+    let rows = out.len().min(w.rows());
+    let out = out.get_mut(..rows).unwrap_or(&mut []);
+    let scale_count = w.scales.len() / scale_bytes;
+    #[cfg(target_arch = "x86_64")]
+    if native {
+        let done = match w.dtype {
+            DType::Q8 => x86::matvec_q8(out, w.data, cols, scales, scale_count, group, xq, xs),
+            DType::Q4 => x86::matvec_q4(
+                out,
+                w.data,
+                cols,
+                scales,
+                scale_count,
+                group,
+                split,
+                xs,
+                xsum,
+            ),
+            DType::F32 | DType::F16 => false,
+        };
+        if done {
+            return;
+        }
+    }
+    let _ = (native, scale_count);
+    let rows = w.data.chunks_exact(rb);
     match w.dtype {
         DType::Q8 => {
-            for (o, (row, scales)) in out.iter_mut().zip(rows) {
-                *o = dot_q8_row(row, scales, w.scale_type, xq, xs, group);
+            for (r, (o, row)) in out.iter_mut().zip(rows).enumerate() {
+                *o = dot_q8_row(row, scales, r * gpr, xq, xs, group);
             }
         }
         DType::Q4 => {
-            let split = acts.split.get(..w.cols().div_ceil(2) * 2).unwrap_or(&[]);
-            for (o, (row, scales)) in out.iter_mut().zip(rows) {
-                *o = dot_q4_row(row, scales, w.scale_type, split, xs, xsum, group);
+            for (r, (o, row)) in out.iter_mut().zip(rows).enumerate() {
+                *o = dot_q4_row(row, scales, r * gpr, split, xs, xsum, group);
             }
         }
         DType::F32 | DType::F16 => out.fill(0.0),
     }
 }
 
+/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
+#[inline(always)]
+fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
+        .sum()
+}
+
 #[inline]
-fn dot_q8_row(
+fn dot_q8_row<S: Scales>(
     row: &[u8],
-    scales: &[u8],
-    st: ScaleType,
+    scales: &S,
+    first: usize,
     xq: &[i8],
     xs: &[f32],
     group: usize,
 ) -> f32 {
     let mut acc = 0f32;
     for (g, ((wg, xg), sx)) in row.chunks(group).zip(xq.chunks(group)).zip(xs).enumerate() {
-        let isum: i32 = wg
-            .iter()
-            .zip(xg)
-            .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
-            .sum();
-        acc += isum as f32 * (scale_at(scales, g, st) * sx);
+        acc += dot_i8(wg, xg) as f32 * (scales.get(first + g) * sx);
     }
     acc
 }
 
 #[inline]
-fn dot_q4_row(
+fn dot_q4_row<S: Scales>(
     row: &[u8],
-    scales: &[u8],
-    st: ScaleType,
+    scales: &S,
+    first: usize,
     split: &[i8],
     xs: &[f32],
     xsum: &[i32],
@@ -449,7 +545,7 @@ fn dot_q4_row(
             .zip(odds)
             .map(|((&b, &e), &o)| (b & 0x0f) as i32 * e as i32 + (b >> 4) as i32 * o as i32)
             .sum();
-        acc += (isum - 8 * sum) as f32 * (scale_at(scales, g, st) * sx);
+        acc += (isum - 8 * sum) as f32 * (scales.get(first + g) * sx);
     }
     acc
 }
@@ -522,6 +618,107 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Random weights of `rows × cols` stored as `dtype` (groups of `group`,
+    /// scales as `st`), with a few extreme values (−128 bytes, zeros).
+    fn tensor(
+        rows: usize,
+        cols: usize,
+        dtype: DType,
+        group: usize,
+        st: ScaleType,
+        seed: u64,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut rng = crate::sampling::Rng::new(seed);
+        let rb = crate::format::row_bytes(dtype, cols);
+        let g = if matches!(dtype, DType::Q8 | DType::Q4) {
+            group
+        } else {
+            0
+        };
+        let gpr = if g == 0 { 0 } else { cols.div_ceil(g) };
+        let sb = crate::format::scale_bytes(st);
+        let mut data = vec![0u8; rows * rb];
+        let mut scales = vec![0u8; rows * gpr * sb];
+        for r in 0..rows {
+            let w: Vec<f32> = (0..cols).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+            crate::quant::quantize_row(
+                &w,
+                dtype,
+                g,
+                st,
+                &mut data[r * rb..(r + 1) * rb],
+                &mut scales[r * gpr * sb..(r + 1) * gpr * sb],
+            );
+        }
+        if dtype == DType::Q8 {
+            for b in data.iter_mut().step_by(7) {
+                *b = 0x80; // −128: the extreme a blob may hold
+            }
+        }
+        (data, scales)
+    }
+
+    #[test]
+    fn native_matvecs_equal_portable_bit_for_bit() {
+        let mut rng = crate::sampling::Rng::new(7);
+        for dtype in [DType::F32, DType::F16, DType::Q8, DType::Q4] {
+            for st in [ScaleType::F32, ScaleType::F16] {
+                for group in [16usize, 32, 64, 96] {
+                    for cols in [8usize, 32, 64, 70, 96, 172, 288, 300] {
+                        if dtype == DType::Q4 && cols % 2 == 1 {
+                            continue;
+                        }
+                        for rows in [1usize, 3, 4, 5, 8, 11] {
+                            let (data, scales) =
+                                tensor(rows, cols, dtype, group, st, rng.next_u64());
+                            let w = TensorView {
+                                data: &data,
+                                scales: &scales,
+                                rows: rows as u32,
+                                cols: cols as u32,
+                                group: if matches!(dtype, DType::Q8 | DType::Q4) {
+                                    group as u32
+                                } else {
+                                    0
+                                },
+                                dtype,
+                                scale_type: st,
+                            };
+                            let x: Vec<f32> = (0..cols)
+                                .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
+                                .collect();
+                            let n = cols + 1;
+                            let (mut q, mut sp, mut sc, mut su) =
+                                (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
+                            let mut acts =
+                                QuantizedActivations::new(&mut q, &mut sp, &mut sc, &mut su);
+                            let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
+                            match dtype {
+                                DType::F32 | DType::F16 => {
+                                    matvec_float(&mut a, &w, &x);
+                                    matvec_float_portable(&mut b, &w, &x);
+                                }
+                                DType::Q8 | DType::Q4 => {
+                                    acts.quantize(&x, group);
+                                    matvec_quantized(&mut a, &w, &acts);
+                                    matvec_quantized_portable(&mut b, &w, &acts);
+                                }
+                            }
+                            let (a, b): (Vec<u32>, Vec<u32>) = (
+                                a.iter().map(|v| v.to_bits()).collect(),
+                                b.iter().map(|v| v.to_bits()).collect(),
+                            );
+                            assert_eq!(a, b, "{dtype:?} {st:?} group {group} {rows}x{cols}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn exp_is_accurate() {

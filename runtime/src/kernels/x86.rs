@@ -1,0 +1,488 @@
+//! AVX2 versions of the hot kernels, chosen at run time (CPUID, no `std`
+//! needed) with the portable code as the fallback.
+//!
+//! Every function here computes bit for bit what its portable twin in
+//! `kernels` computes: integer dot products are exact whatever the order,
+//! and each f32 sum keeps the portable shape — 8 lane accumulators over
+//! consecutive elements (one `__m256`), combined as
+//! `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))` (two `hadd`s and a
+//! low + high add do exactly that), separate multiplies and adds (no FMA),
+//! then the tail in order. The unit tests compare both paths bit for bit.
+
+use core::arch::x86_64::*;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use super::{combine, Scales, LANES};
+
+/// Whether AVX2 is usable (CPU and OS), detected once.
+#[inline]
+pub fn avx2() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = detect_avx2();
+            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+#[allow(unused_unsafe)]
+fn detect_avx2() -> bool {
+    // SAFETY: CPUID is available on every x86-64 CPU.
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    if max_leaf < 7 {
+        return false;
+    }
+    // SAFETY: as above.
+    let l1 = unsafe { __cpuid(1) };
+    let osxsave = l1.ecx & (1 << 27) != 0;
+    let avx = l1.ecx & (1 << 28) != 0;
+    if !(osxsave && avx) {
+        return false;
+    }
+    let (lo, _hi): (u32, u32);
+    // SAFETY: OSXSAVE is set, so XGETBV with ECX = 0 is allowed.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi,
+            options(nomem, nostack, preserves_flags));
+    }
+    // The OS saves XMM and YMM state.
+    if lo & 6 != 6 {
+        return false;
+    }
+    // SAFETY: leaf 7 exists (checked above).
+    let l7 = unsafe { __cpuid_count(7, 0) };
+    l7.ebx & (1 << 5) != 0
+}
+
+/// `[Σ a0, Σ a1, Σ a2, Σ a3]`, each lane sum in the portable combine order.
+#[inline(always)]
+unsafe fn combine4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
+    let h01 = _mm256_hadd_ps(a0, a1);
+    let h23 = _mm256_hadd_ps(a2, a3);
+    let h = _mm256_hadd_ps(h01, h23);
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1))
+}
+
+#[inline(always)]
+unsafe fn lanes(v: __m256) -> [f32; LANES] {
+    let mut a = [0f32; LANES];
+    _mm256_storeu_ps(a.as_mut_ptr(), v);
+    a
+}
+
+#[inline(always)]
+unsafe fn hsum_epi32x4(a0: __m256i, a1: __m256i, a2: __m256i, a3: __m256i) -> __m128i {
+    let h01 = _mm256_hadd_epi32(a0, a1);
+    let h23 = _mm256_hadd_epi32(a2, a3);
+    let h = _mm256_hadd_epi32(h01, h23);
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+}
+
+/// F32 matvec: `out[r] = dot(row r, x)` for `x.len()` columns; rows are
+/// `4 · x.len()` bytes. Returns false (nothing written) when the lengths do
+/// not fit, so the caller falls back.
+pub fn matvec_f32(out: &mut [f32], data: &[u8], x: &[f32]) -> bool {
+    let cols = x.len();
+    let rb = cols * 4;
+    if rb == 0 || !avx2() {
+        return false;
+    }
+    let rows = out.len().min(data.len() / rb);
+    // SAFETY: AVX2 is present; `data` holds `rows` rows of `rb` bytes and
+    // `out` at least `rows` entries (checked above).
+    unsafe { matvec_f32_avx2(out.as_mut_ptr(), rows, data.as_ptr(), x) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_f32_avx2(out: *mut f32, rows: usize, w: *const u8, x: &[f32]) {
+    let cols = x.len();
+    let rb = cols * 4;
+    let n8 = cols / LANES;
+    let xp = x.as_ptr();
+    let mut r = 0;
+    while r + 4 <= rows {
+        let w0 = w.add(r * rb) as *const f32;
+        let w1 = w0.add(cols);
+        let w2 = w1.add(cols);
+        let w3 = w2.add(cols);
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
+        for c in 0..n8 {
+            let o = c * LANES;
+            let xv = _mm256_loadu_ps(xp.add(o));
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_loadu_ps(w0.add(o)), xv));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_loadu_ps(w1.add(o)), xv));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_loadu_ps(w2.add(o)), xv));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(_mm256_loadu_ps(w3.add(o)), xv));
+        }
+        let mut s = [0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), combine4(a0, a1, a2, a3));
+        for i in n8 * LANES..cols {
+            let xi = *xp.add(i);
+            s[0] += w0.add(i).read_unaligned() * xi;
+            s[1] += w1.add(i).read_unaligned() * xi;
+            s[2] += w2.add(i).read_unaligned() * xi;
+            s[3] += w3.add(i).read_unaligned() * xi;
+        }
+        out.add(r).cast::<[f32; 4]>().write_unaligned(s);
+        r += 4;
+    }
+    while r < rows {
+        let w0 = w.add(r * rb) as *const f32;
+        let mut a0 = _mm256_setzero_ps();
+        for c in 0..n8 {
+            let o = c * LANES;
+            a0 = _mm256_add_ps(
+                a0,
+                _mm256_mul_ps(_mm256_loadu_ps(w0.add(o)), _mm256_loadu_ps(xp.add(o))),
+            );
+        }
+        let mut s = combine(lanes(a0));
+        for i in n8 * LANES..cols {
+            s += w0.add(i).read_unaligned() * *xp.add(i);
+        }
+        *out.add(r) = s;
+        r += 1;
+    }
+}
+
+/// Q8 matvec over groups whose size is a multiple of 32 (a short last group
+/// of a row goes through `tail`, the portable exact group sum).
+///
+/// `xq` holds the quantized activations (`cols` entries, values in ±127),
+/// `xs` their group scales; `scales` the weight scales, `gpr` per row.
+/// Returns false when it does not apply.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matvec_q8<S: Scales>(
+    out: &mut [f32],
+    data: &[u8],
+    cols: usize,
+    scales: &S,
+    scale_count: usize,
+    group: usize,
+    xq: &[i8],
+    xs: &[f32],
+) -> bool {
+    if group == 0 || !group.is_multiple_of(32) || cols == 0 || xq.len() < cols || !avx2() {
+        return false;
+    }
+    let gpr = cols.div_ceil(group);
+    if xs.len() < gpr {
+        return false;
+    }
+    let rows = out.len().min(data.len() / cols).min(scale_count / gpr);
+    // SAFETY: AVX2 is present; `data` holds `rows` rows of `cols` bytes, the
+    // scale table `rows · gpr` entries, `xq` `cols` and `xs` `gpr` (checked).
+    unsafe {
+        matvec_q8_avx2(
+            out.as_mut_ptr(),
+            rows,
+            data.as_ptr(),
+            cols,
+            scales,
+            group,
+            xq,
+            xs,
+        )
+    };
+    true
+}
+
+/// `Σ w·x` over 32 bytes of int8 weights and activations, as 8 i32 lanes.
+/// `|w| ≤ 128` and `|x| ≤ 127`, so the i16 pair sums of `maddubs` never
+/// saturate (≤ 2 · 128 · 127).
+#[inline(always)]
+unsafe fn dot32_i8(w: *const u8, x: __m256i, ones: __m256i) -> __m256i {
+    let wv = _mm256_loadu_si256(w as *const __m256i);
+    let p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(x, wv));
+    _mm256_madd_epi16(p, ones)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_q8_avx2<S: Scales>(
+    out: *mut f32,
+    rows: usize,
+    w: *const u8,
+    cols: usize,
+    scales: &S,
+    group: usize,
+    xq: &[i8],
+    xs: &[f32],
+) {
+    let gpr = cols.div_ceil(group);
+    let full = cols / group;
+    let chunks = group / 32;
+    let xp = xq.as_ptr() as *const u8;
+    let ones = _mm256_set1_epi16(1);
+    let mut r = 0;
+    while r + 4 <= rows {
+        let w0 = w.add(r * cols);
+        let w1 = w0.add(cols);
+        let w2 = w1.add(cols);
+        let w3 = w2.add(cols);
+        let mut acc = _mm_setzero_ps();
+        for g in 0..full {
+            let (mut i0, mut i1, mut i2, mut i3) = (
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+            );
+            for c in 0..chunks {
+                let o = g * group + c * 32;
+                let xv = _mm256_loadu_si256(xp.add(o) as *const __m256i);
+                i0 = _mm256_add_epi32(i0, dot32_i8(w0.add(o), xv, ones));
+                i1 = _mm256_add_epi32(i1, dot32_i8(w1.add(o), xv, ones));
+                i2 = _mm256_add_epi32(i2, dot32_i8(w2.add(o), xv, ones));
+                i3 = _mm256_add_epi32(i3, dot32_i8(w3.add(o), xv, ones));
+            }
+            let isum = _mm_cvtepi32_ps(hsum_epi32x4(i0, i1, i2, i3));
+            let ws = _mm_set_ps(
+                scales.get((r + 3) * gpr + g),
+                scales.get((r + 2) * gpr + g),
+                scales.get((r + 1) * gpr + g),
+                scales.get(r * gpr + g),
+            );
+            let prod = _mm_mul_ps(ws, _mm_set1_ps(*xs.get_unchecked(g)));
+            acc = _mm_add_ps(acc, _mm_mul_ps(isum, prod));
+        }
+        let mut s = [0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), acc);
+        if full < gpr {
+            let start = full * group;
+            let sx = *xs.get_unchecked(full);
+            for (k, (sk, wr)) in s.iter_mut().zip([w0, w1, w2, w3]).enumerate() {
+                let isum = tail_q8(wr.add(start), xp.add(start), cols - start);
+                *sk += isum as f32 * (scales.get((r + k) * gpr + full) * sx);
+            }
+        }
+        out.add(r).cast::<[f32; 4]>().write_unaligned(s);
+        r += 4;
+    }
+    while r < rows {
+        let w0 = w.add(r * cols);
+        let mut acc = 0f32;
+        for g in 0..gpr {
+            let start = g * group;
+            let len = group.min(cols - start);
+            let isum = if len == group {
+                let mut i0 = _mm256_setzero_si256();
+                for c in 0..chunks {
+                    let o = start + c * 32;
+                    let xv = _mm256_loadu_si256(xp.add(o) as *const __m256i);
+                    i0 = _mm256_add_epi32(i0, dot32_i8(w0.add(o), xv, ones));
+                }
+                let h = _mm256_hadd_epi32(i0, i0);
+                let h = _mm256_hadd_epi32(h, h);
+                _mm_cvtsi128_si32(_mm_add_epi32(
+                    _mm256_castsi256_si128(h),
+                    _mm256_extracti128_si256(h, 1),
+                ))
+            } else {
+                tail_q8(w0.add(start), xp.add(start), len)
+            };
+            acc += isum as f32 * (scales.get(r * gpr + g) * *xs.get_unchecked(g));
+        }
+        *out.add(r) = acc;
+        r += 1;
+    }
+}
+
+#[inline(always)]
+unsafe fn tail_q8(w: *const u8, x: *const u8, n: usize) -> i32 {
+    let mut s = 0i32;
+    for i in 0..n {
+        s += (*w.add(i) as i8 as i32) * (*x.add(i) as i8 as i32);
+    }
+    s
+}
+
+/// Q4 matvec over groups whose size is a multiple of 32, reading the split
+/// activations (per group: its even elements, then its odd ones). Nibbles are
+/// `q + 8`, so each group is `Σ nibble·x − 8 · Σ x` as in the portable code.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matvec_q4<S: Scales>(
+    out: &mut [f32],
+    data: &[u8],
+    cols: usize,
+    scales: &S,
+    scale_count: usize,
+    group: usize,
+    split: &[i8],
+    xs: &[f32],
+    xsum: &[i32],
+) -> bool {
+    if group == 0 || !group.is_multiple_of(32) || cols == 0 || !avx2() {
+        return false;
+    }
+    let gpr = cols.div_ceil(group);
+    let rb = cols.div_ceil(2);
+    if split.len() < rb * 2 || xs.len() < gpr || xsum.len() < gpr {
+        return false;
+    }
+    let rows = out.len().min(data.len() / rb).min(scale_count / gpr);
+    // SAFETY: AVX2 is present; `data` holds `rows` rows of `cols / 2`
+    // bytes, the scale table `rows · gpr` entries, `split` `cols`, `xs` and
+    // `xsum` `gpr` (checked above).
+    unsafe {
+        matvec_q4_avx2(
+            out.as_mut_ptr(),
+            rows,
+            data.as_ptr(),
+            cols,
+            scales,
+            group,
+            split,
+            xs,
+            xsum,
+        )
+    };
+    true
+}
+
+/// `Σ nibble·x` of 16 weight bytes (32 nibbles) against the matching 16
+/// even and 16 odd activations, as 8 i32 lanes (pair sums ≤ 2 · 15 · 127).
+#[inline(always)]
+unsafe fn dot16_q4(w: *const u8, x: __m256i, mask: __m256i, ones: __m256i) -> __m256i {
+    let b = _mm_loadu_si128(w as *const __m128i);
+    let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    let nib = _mm256_and_si256(both, mask);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(nib, x), ones)
+}
+
+/// The split activations of chunk `c` of group `g`: 16 evens, then 16 odds.
+#[inline(always)]
+unsafe fn xchunk_q4(xp: *const u8, group: usize, g: usize, c: usize) -> __m256i {
+    let base = xp.add(g * group + c * 16);
+    _mm256_set_m128i(
+        _mm_loadu_si128(base.add(group / 2) as *const __m128i),
+        _mm_loadu_si128(base as *const __m128i),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_q4_avx2<S: Scales>(
+    out: *mut f32,
+    rows: usize,
+    w: *const u8,
+    cols: usize,
+    scales: &S,
+    group: usize,
+    split: &[i8],
+    xs: &[f32],
+    xsum: &[i32],
+) {
+    let gpr = cols.div_ceil(group);
+    let full = cols / group;
+    let rb = cols.div_ceil(2);
+    let half = group / 2;
+    let chunks = group / 32;
+    let xp = split.as_ptr() as *const u8;
+    let ones = _mm256_set1_epi16(1);
+    let mask = _mm256_set1_epi8(0x0f);
+    let mut r = 0;
+    while r + 4 <= rows {
+        let w0 = w.add(r * rb);
+        let w1 = w0.add(rb);
+        let w2 = w1.add(rb);
+        let w3 = w2.add(rb);
+        let mut acc = _mm_setzero_ps();
+        for g in 0..full {
+            let (mut i0, mut i1, mut i2, mut i3) = (
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+            );
+            for c in 0..chunks {
+                let o = g * half + c * 16;
+                let xv = xchunk_q4(xp, group, g, c);
+                i0 = _mm256_add_epi32(i0, dot16_q4(w0.add(o), xv, mask, ones));
+                i1 = _mm256_add_epi32(i1, dot16_q4(w1.add(o), xv, mask, ones));
+                i2 = _mm256_add_epi32(i2, dot16_q4(w2.add(o), xv, mask, ones));
+                i3 = _mm256_add_epi32(i3, dot16_q4(w3.add(o), xv, mask, ones));
+            }
+            let bias = _mm_set1_epi32(8 * *xsum.get_unchecked(g));
+            let isum = _mm_cvtepi32_ps(_mm_sub_epi32(hsum_epi32x4(i0, i1, i2, i3), bias));
+            let ws = _mm_set_ps(
+                scales.get((r + 3) * gpr + g),
+                scales.get((r + 2) * gpr + g),
+                scales.get((r + 1) * gpr + g),
+                scales.get(r * gpr + g),
+            );
+            let prod = _mm_mul_ps(ws, _mm_set1_ps(*xs.get_unchecked(g)));
+            acc = _mm_add_ps(acc, _mm_mul_ps(isum, prod));
+        }
+        let mut s = [0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), acc);
+        if full < gpr {
+            let len = cols - full * group;
+            let (sx, bias) = (*xs.get_unchecked(full), 8 * *xsum.get_unchecked(full));
+            for (k, (sk, wr)) in s.iter_mut().zip([w0, w1, w2, w3]).enumerate() {
+                let isum = tail_q4(wr.add(full * half), xp.add(full * group), len) - bias;
+                *sk += isum as f32 * (scales.get((r + k) * gpr + full) * sx);
+            }
+        }
+        out.add(r).cast::<[f32; 4]>().write_unaligned(s);
+        r += 4;
+    }
+    while r < rows {
+        let w0 = w.add(r * rb);
+        let mut acc = 0f32;
+        for g in 0..gpr {
+            let nib = if g < full {
+                let mut i0 = _mm256_setzero_si256();
+                for c in 0..chunks {
+                    i0 = _mm256_add_epi32(
+                        i0,
+                        dot16_q4(
+                            w0.add(g * half + c * 16),
+                            xchunk_q4(xp, group, g, c),
+                            mask,
+                            ones,
+                        ),
+                    );
+                }
+                let h = _mm256_hadd_epi32(i0, i0);
+                let h = _mm256_hadd_epi32(h, h);
+                _mm_cvtsi128_si32(_mm_add_epi32(
+                    _mm256_castsi256_si128(h),
+                    _mm256_extracti128_si256(h, 1),
+                ))
+            } else {
+                tail_q4(w0.add(g * half), xp.add(g * group), cols - g * group)
+            };
+            let isum = nib - 8 * *xsum.get_unchecked(g);
+            acc += isum as f32 * (scales.get(r * gpr + g) * *xs.get_unchecked(g));
+        }
+        *out.add(r) = acc;
+        r += 1;
+    }
+}
+
+/// `Σ nibble·x` of a short last group of `n` elements: its `ceil(n / 2)`
+/// bytes against its split activations (`ceil(n / 2)` evens, then as many
+/// odds, the last odd a zero pad when `n` is odd), as in the portable code.
+#[inline(always)]
+unsafe fn tail_q4(w: *const u8, x: *const u8, n: usize) -> i32 {
+    let bytes = n.div_ceil(2);
+    let mut s = 0i32;
+    for i in 0..bytes {
+        let b = *w.add(i);
+        let e = *x.add(i) as i8 as i32;
+        let o = *x.add(bytes + i) as i8 as i32;
+        s += (b & 0x0f) as i32 * e + (b >> 4) as i32 * o;
+    }
+    s
+}
