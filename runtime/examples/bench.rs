@@ -7,14 +7,15 @@
 //! Prefill runs N prompt tokens from position 0 (LM head on the last only);
 //! decode runs N tokens one at a time, also from position 0, with logits for
 //! each (generation speed, the llama2.c convention). Both repeat for at least
-//! a second; the first repetition is a warm-up.
+//! a second (or `--reps N` times, for instruction counts under
+//! `valgrind --tool=callgrind`); the first repetition is a warm-up.
 
 use runtime::{plan, testing, DType, KvDType, Model, Session};
 use std::time::{Duration, Instant};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench MODEL.bin [--json] [--tokens N] [--kv f32|f16]\n       bench --shape tiny|small --dtype f32|f16|q8|q4 [--group G] [--json] [--tokens N] [--kv f32|f16]"
+        "usage: bench MODEL.bin [--json] [--tokens N] [--kv f32|f16] [--reps N]\n       bench --shape tiny|small --dtype f32|f16|q8|q4 [--group G] [--json] [--tokens N] [--kv f32|f16] [--reps N]"
     );
     std::process::exit(2)
 }
@@ -22,12 +23,15 @@ fn usage() -> ! {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut path, mut shape, mut dtype, mut group) = (None, None, DType::F32, 32u32);
-    let (mut json, mut tokens, mut kv) = (false, None, KvDType::F32);
+    let (mut json, mut tokens, mut kv, mut fixed_reps) = (false, None, KvDType::F32, None);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--json" => json = true,
             "--tokens" => tokens = Some(value().parse::<usize>().unwrap_or_else(|_| usage())),
+            "--reps" => {
+                fixed_reps = Some(value().parse::<u32>().unwrap_or_else(|_| usage()).max(1))
+            }
             "--shape" => shape = Some(value()),
             "--group" => group = value().parse().unwrap_or_else(|_| usage()),
             "--kv" => {
@@ -97,7 +101,11 @@ fn main() {
         .map(|i| (i * 7919 + 11) % c.vocab_size)
         .collect();
     let (mut prefill, mut decode, mut reps) = (Duration::ZERO, Duration::ZERO, 0u32);
-    while reps < 2 || prefill + decode < Duration::from_secs(1) {
+    let more = |reps: u32, spent: Duration| match fixed_reps {
+        Some(r) => reps < r + 1,
+        None => reps < 2 || spent < Duration::from_secs(1),
+    };
+    while more(reps, prefill + decode) {
         session.reset();
         let t = Instant::now();
         if let Err(e) = session.prefill(&ids[..n]) {

@@ -321,7 +321,7 @@ impl<'s> QuantizedActivations<'s> {
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             let mut total = 0i32;
             for (o, v) in qg.iter_mut().zip(xg) {
-                let r = libm::roundf(v * inv).clamp(-127.0, 127.0) as i8;
+                let r = round_q8(v * inv);
                 *o = r;
                 total += r as i32;
             }
@@ -350,6 +350,18 @@ impl<'s> QuantizedActivations<'s> {
             }
         }
     }
+}
+
+/// `roundf(y).clamp(-127, 127) as i8` (halves away from zero, NaN → 0)
+/// without a call: clamped first (same result), the fraction `c − trunc(c)`
+/// is exact for `|c| ≤ 127`, so the comparisons decide the rounding exactly.
+/// Branch-free, so the quantization loop vectorizes.
+#[inline(always)]
+fn round_q8(y: f32) -> i8 {
+    let c = y.clamp(-127.0, 127.0);
+    let t = c as i32;
+    let f = c - t as f32;
+    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as i8
 }
 
 /// `out[r] = Σ_c w[r, c] · x[c]` for every row (F32/F16 weights read in
@@ -550,6 +562,57 @@ fn dot_q4_row<S: Scales>(
     acc
 }
 
+/// One attention head over an f32 KV cache with the target's fastest code:
+/// scores of `q` against the keys of every position (`scores.len()` of
+/// them, position `p` at `keys[p · kv_dim + off..][..q.len()]`), scaled by
+/// `scale`, softmax, and the score-weighted sum of the values into `out`.
+/// Returns false (nothing done) where there is no such code; the caller then
+/// runs the portable loop, which computes the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_head_f32(
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: &[f32],
+    values: &[f32],
+    kv_dim: usize,
+    off: usize,
+    scale: f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (q, out, scores, keys, values, kv_dim, off, scale);
+        false
+    }
+}
+
+/// [`attend_head_f32`] over an f16 KV cache (bit patterns).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_head_f16(
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: &[u16],
+    values: &[u16],
+    kv_dim: usize,
+    off: usize,
+    scale: f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (q, out, scores, keys, values, kv_dim, off, scale);
+        false
+    }
+}
+
 /// `out = x / sqrt(mean(x²) + eps) · gain`, the gain read as f32 bytes.
 pub fn rmsnorm(out: &mut [f32], x: &[f32], gain: &[u8], eps: f32) {
     let n = x.len().max(1) as f32;
@@ -583,14 +646,46 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits((k.wrapping_add(127) as u32) << 23)
 }
 
-/// In-place softmax (max-subtracted, [`exp`], sequential sum).
+/// In-place softmax: max-subtracted [`exp`], the sum over [`LANES`] lane
+/// accumulators combined in the fixed order (so it vectorizes and every
+/// target adds in the same order), then scaled by its inverse.
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    #[cfg(target_arch = "x86_64")]
+    if x86::softmax(x) {
+        return;
+    }
+    softmax_body(x);
+}
+
+#[inline(always)]
+pub(crate) fn softmax_body(x: &mut [f32]) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    for c in chunks {
+        for (m, v) in m.iter_mut().zip(c) {
+            *m = m.max(*v);
+        }
+    }
+    for v in m {
+        max = max.max(v);
+    }
     for v in x.iter_mut() {
         *v = exp(*v - max);
     }
-    let mut sum = 0f32;
-    for v in x.iter() {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (s, v) in acc.iter_mut().zip(c) {
+            *s += *v;
+        }
+    }
+    let mut sum = combine(acc);
+    for v in rest {
         sum += *v;
     }
     let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };

@@ -443,7 +443,17 @@ impl<'m, 'a> Session<'m, 'a> {
                     let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
                         continue;
                     };
-                    attend(&heads, q, xb, scores, keys, values, kernels::dot, |v| v);
+                    attend(
+                        &heads,
+                        q,
+                        xb,
+                        scores,
+                        keys,
+                        values,
+                        kernels::dot,
+                        |v| v,
+                        kernels::attend_head_f32,
+                    );
                 }
                 KvCache::F16 { k: kc, v: vc } => {
                     let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
@@ -458,6 +468,7 @@ impl<'m, 'a> Session<'m, 'a> {
                         values,
                         dot_f16,
                         kernels::f16_bits_to_f32,
+                        kernels::attend_head_f16,
                     );
                 }
             }
@@ -552,6 +563,9 @@ struct Heads {
     scale: f32,
 }
 
+/// A target-specific attention head (see [`kernels::attend_head_f32`]).
+type NativeHead<T> = fn(&[f32], &mut [f32], &mut [f32], &[T], &[T], usize, usize, f32) -> bool;
+
 /// Causal attention of every query head over the cached rows
 /// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`), into `out`.
 #[allow(clippy::too_many_arguments)]
@@ -564,6 +578,7 @@ fn attend<T: Copy>(
     values: &[T],
     dot: impl Fn(&[f32], &[T]) -> f32,
     to_f32: impl Fn(T) -> f32,
+    native: NativeHead<T>,
 ) {
     for (head, (qh, oh)) in q
         .chunks_exact(h.hd)
@@ -571,6 +586,9 @@ fn attend<T: Copy>(
         .enumerate()
     {
         let off = (head / h.group_heads) * h.hd;
+        if native(qh, oh, scores, keys, values, h.kv_dim, off, h.scale) {
+            continue;
+        }
         for (s, krow) in scores.iter_mut().zip(keys.chunks_exact(h.kv_dim)) {
             *s = krow.get(off..off + h.hd).map_or(0.0, |k| dot(qh, k)) * h.scale;
         }
