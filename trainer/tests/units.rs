@@ -228,11 +228,11 @@ fn config_errors_are_clear() {
     })
     .contains("does not divide dim"));
     assert!(err(TrainConfig {
-        n_kv_heads: 4,
-        n_heads: 6,
+        n_kv_heads: 3,
+        n_heads: 4,
         ..base.clone()
     })
-    .contains("n_kv_heads 4 does not divide"));
+    .contains("n_kv_heads 3 does not divide"));
     assert!(err(TrainConfig {
         tasks: "div".into(),
         ..base.clone()
