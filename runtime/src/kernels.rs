@@ -15,6 +15,8 @@
 
 use crate::format::{DType, ScaleType, TensorRecord};
 
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+mod arm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -143,6 +145,19 @@ pub fn le_u16(b: &[u8]) -> u16 {
 /// patched with a select.
 #[inline(always)]
 pub fn f16_bits_to_f32(h: u16) -> f32 {
+    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+    {
+        arm::f16_bits_to_f32(h)
+    }
+    #[cfg(not(all(target_arch = "arm", thinkling_arm_fp16)))]
+    {
+        f16_bits_to_f32_soft(h)
+    }
+}
+
+/// The portable body of [`f16_bits_to_f32`].
+#[inline(always)]
+pub fn f16_bits_to_f32_soft(h: u16) -> f32 {
     let h = h as u32;
     let mag = (h & 0x7fff) << 13;
     let scaled = f32::from_bits(mag) * f32::from_bits(0x7780_0000); // 2^112
@@ -509,6 +524,19 @@ fn quantized_rows<S: Scales>(
 /// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
 #[inline(always)]
 fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+    {
+        arm::dot_i8(w, x)
+    }
+    #[cfg(not(all(target_arch = "arm", thinkling_arm_dsp)))]
+    {
+        dot_i8_soft(w, x)
+    }
+}
+
+#[inline(always)]
+#[allow(dead_code)]
+fn dot_i8_soft(w: &[u8], x: &[i8]) -> i32 {
     w.iter()
         .zip(x)
         .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
