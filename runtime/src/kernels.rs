@@ -634,7 +634,11 @@ pub(crate) fn attend_head_f16(
     {
         x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+    {
+        arm::attend_head_f16(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+    #[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", thinkling_arm_fp16))))]
     {
         let _ = (q, out, scores, keys, values, kv_dim, off, scale);
         false
