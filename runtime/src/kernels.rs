@@ -552,6 +552,28 @@ fn dot_q8_row<S: Scales>(
     xs: &[f32],
     group: usize,
 ) -> f32 {
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+    if group.is_multiple_of(8) && group > 0 && xq.len() >= row.len() {
+        // Whole groups in one tight loop each; a short last group as below.
+        let cols = row.len();
+        let mut acc = 0f32;
+        for (g, sx) in xs.iter().enumerate().take(cols.div_ceil(group)) {
+            let start = g * group;
+            let isum = if start + group <= cols {
+                // SAFETY: `row` and `xq` hold `start + group` bytes (checked).
+                unsafe {
+                    arm::dot_i8_words(row.as_ptr().add(start), xq.as_ptr().add(start), group / 8)
+                }
+            } else {
+                dot_i8(
+                    row.get(start..).unwrap_or(&[]),
+                    xq.get(start..cols).unwrap_or(&[]),
+                )
+            };
+            acc += isum as f32 * (scales.get(first + g) * sx);
+        }
+        return acc;
+    }
     let mut acc = 0f32;
     for (g, ((wg, xg), sx)) in row.chunks(group).zip(xq.chunks(group)).zip(xs).enumerate() {
         acc += dot_i8(wg, xg) as f32 * (scales.get(first + g) * sx);

@@ -110,12 +110,12 @@ pub fn attend_head_f16(
     const HD: usize = 8;
     let n = scores.len();
     let rows = n.saturating_mul(kv_dim);
-    let aligned = |p: *const u16| (p as usize) % 4 == 0;
+    let aligned = |p: *const u16| (p as usize).is_multiple_of(4);
     if q.len() != HD
         || out.len() < HD
         || n == 0
-        || kv_dim % 2 != 0
-        || off % 2 != 0
+        || !kv_dim.is_multiple_of(2)
+        || !off.is_multiple_of(2)
         || off + HD > kv_dim
         || keys.len() < rows
         || values.len() < rows
@@ -231,4 +231,47 @@ pub fn attend_head_f16(
         );
     }
     true
+}
+
+/// Exact `Σ w·x` of `8 · n8` int8 weights and activations (`n8 ≥ 1`).
+///
+/// # Safety
+/// `w` and `x` point at `8 · n8` readable bytes.
+#[inline(always)]
+pub unsafe fn dot_i8_words(w: *const u8, x: *const i8, n8: usize) -> i32 {
+    let acc: i32;
+    asm!(
+        "movs {acc}, #0",
+        "2:",
+        "ldr {w0}, [{wp}], #4",
+        "ldr {x0}, [{xp}], #4",
+        "ldr {w1}, [{wp}], #4",
+        "ldr {x1}, [{xp}], #4",
+        "sxtb16 {a}, {w0}",
+        "sxtb16 {b}, {x0}",
+        "smlad {acc}, {a}, {b}, {acc}",
+        "sxtb16 {a}, {w0}, ror #8",
+        "sxtb16 {b}, {x0}, ror #8",
+        "smlad {acc}, {a}, {b}, {acc}",
+        "sxtb16 {a}, {w1}",
+        "sxtb16 {b}, {x1}",
+        "smlad {acc}, {a}, {b}, {acc}",
+        "sxtb16 {a}, {w1}, ror #8",
+        "sxtb16 {b}, {x1}, ror #8",
+        "smlad {acc}, {a}, {b}, {acc}",
+        "subs {n}, {n}, #1",
+        "bne 2b",
+        acc = out(reg) acc,
+        wp = inout(reg) w => _,
+        xp = inout(reg) x => _,
+        n = inout(reg) n8 => _,
+        w0 = out(reg) _,
+        x0 = out(reg) _,
+        w1 = out(reg) _,
+        x1 = out(reg) _,
+        a = out(reg) _,
+        b = out(reg) _,
+        options(pure, readonly, nostack),
+    );
+    acc
 }
