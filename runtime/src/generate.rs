@@ -6,7 +6,7 @@
 use crate::format::special;
 use crate::sampling::{Sampler, SamplerConfig};
 use crate::session::{Session, SessionError};
-use crate::tokenizer::{pretokenize, Utf8Stream};
+use crate::tokenizer::{pretokenize, Tokenizer, Utf8Stream};
 use core::fmt;
 
 /// What to generate.
@@ -194,6 +194,221 @@ impl PieceBuf {
     }
 }
 
+/// Streams generated tokens: span bookkeeping, text collection, the token
+/// limit, `<eos>`, a full context and the think budget. Shared by
+/// [`generate`] and [`crate::speculative::generate_speculative`], which only
+/// differ in how they get the next token.
+pub(crate) struct Emitter<'t, 'k> {
+    tokenizer: Tokenizer<'k>,
+    sink: TextSink<'t>,
+    stream: Utf8Stream,
+    span: Span,
+    think_tokens: usize,
+    budget_hit: bool,
+    forced: [u32; 2],
+    n_forced: usize,
+    generated: usize,
+    prev: Option<u32>,
+    max_new_tokens: usize,
+    think_budget: Option<usize>,
+    context: usize,
+}
+
+impl<'t, 'k> Emitter<'t, 'k> {
+    /// `prev`: the last prompt token (for decoding the first generated one).
+    pub(crate) fn new(
+        tokenizer: Tokenizer<'k>,
+        text: &'t mut [u8],
+        cfg: &GenerateConfig,
+        context: usize,
+        prev: Option<u32>,
+    ) -> Self {
+        Self {
+            tokenizer,
+            sink: TextSink {
+                buf: text,
+                think_end: 0,
+                len: 0,
+                answer_started: false,
+            },
+            stream: Utf8Stream::new(),
+            span: Span::Other,
+            think_tokens: 0,
+            budget_hit: false,
+            forced: [0; 2],
+            n_forced: 0,
+            generated: 0,
+            prev,
+            max_new_tokens: cfg.max_new_tokens,
+            think_budget: cfg.think_budget,
+            context,
+        }
+    }
+
+    /// Tokens emitted so far.
+    pub(crate) fn generated(&self) -> usize {
+        self.generated
+    }
+
+    /// Whether `max_new_tokens` are out.
+    pub(crate) fn at_limit(&self) -> bool {
+        self.generated >= self.max_new_tokens
+    }
+
+    /// Whether the engine owes forced tokens (`</think><answer>`).
+    pub(crate) fn has_forced(&self) -> bool {
+        self.n_forced > 0
+    }
+
+    /// The next forced token, if any.
+    pub(crate) fn take_forced(&mut self) -> Option<u32> {
+        if self.n_forced == 0 {
+            return None;
+        }
+        let t = self
+            .forced
+            .get(self.forced.len() - self.n_forced)
+            .copied()
+            .unwrap_or(special::EOS);
+        self.n_forced -= 1;
+        Some(t)
+    }
+
+    /// Streams `id`, which goes to position `pos` of the sequence; returns
+    /// why generation ends with it, if it does (`<eos>`, or `pos` beyond the
+    /// context so it cannot be run). Otherwise the caller runs `id` next.
+    pub(crate) fn emit(
+        &mut self,
+        id: u32,
+        pos: usize,
+        on_token: &mut dyn FnMut(&TokenEvent<'_>),
+    ) -> Option<StopReason> {
+        self.generated += 1;
+        let Self {
+            tokenizer,
+            sink,
+            stream,
+            span,
+            ..
+        } = self;
+        // Span bookkeeping: tags switch spans, and text streams per span.
+        let new_span = match id {
+            special::THINK | special::END_THINK => Span::Think,
+            special::ANSWER | special::END_ANSWER => Span::Answer,
+            special::EOS | special::BOS | special::PAD | special::UNK => Span::Other,
+            _ => *span,
+        };
+        let mut piece = PieceBuf {
+            bytes: [0; 256],
+            len: 0,
+        };
+        if id < special::COUNT {
+            // A tag ends the text of the span before it.
+            let old = *span;
+            stream.finish(&mut |s| {
+                sink.push(old, s);
+                piece.push(s);
+            });
+            if let Some(name) = tokenizer.special_name(id) {
+                piece.push(name);
+            }
+        } else {
+            tokenizer.decode(self.prev, id, &mut |bytes| {
+                stream.push(bytes, &mut |s| {
+                    sink.push(new_span, s);
+                    piece.push(s);
+                })
+            });
+        }
+        self.span = match id {
+            special::END_THINK | special::END_ANSWER => Span::Other,
+            _ => new_span,
+        };
+        on_token(&TokenEvent {
+            id,
+            text: piece.as_str(),
+            span: new_span,
+        });
+        self.prev = Some(id);
+        if id == special::EOS {
+            return Some(StopReason::Eos);
+        }
+        if id != special::THINK && self.span == Span::Think {
+            self.think_tokens += 1;
+        }
+        if pos >= self.context {
+            return Some(StopReason::ContextFull);
+        }
+        if let Some(budget) = self.think_budget {
+            if self.span == Span::Think
+                && self.think_tokens >= budget
+                && self.n_forced == 0
+                && id != special::END_THINK
+            {
+                self.forced = [special::END_THINK, special::ANSWER];
+                self.n_forced = 2;
+                self.budget_hit = true;
+            }
+        }
+        None
+    }
+
+    /// Flushes the text stream and splits the collected text.
+    pub(crate) fn finish(self, stop: StopReason, prompt_tokens: usize) -> Generation<'t> {
+        let Self {
+            mut sink,
+            mut stream,
+            span,
+            generated,
+            budget_hit,
+            ..
+        } = self;
+        stream.finish(&mut |s| sink.push(span, s));
+        let TextSink {
+            buf,
+            think_end,
+            len,
+            ..
+        } = sink;
+        let (think_bytes, answer_bytes) = buf.split_at(think_end.min(buf.len()));
+        let answer_bytes = answer_bytes
+            .get(..len.saturating_sub(think_end))
+            .unwrap_or(&[]);
+        Generation {
+            think: core::str::from_utf8(think_bytes).unwrap_or(""),
+            answer: core::str::from_utf8(answer_bytes).unwrap_or(""),
+            stop,
+            prompt_tokens,
+            generated_tokens: generated,
+            think_budget_hit: budget_hit,
+        }
+    }
+}
+
+/// Resets `session` and writes `<bos> prompt` into its token buffer; returns
+/// the prompt's token count.
+pub(crate) fn encode_prompt(
+    session: &mut Session<'_, '_>,
+    prompt: &str,
+) -> Result<usize, GenerateError> {
+    let tokenizer = *session.model().tokenizer();
+    if !tokenizer.has_reasoning_tokens() {
+        return Err(GenerateError::NoReasoningTokens);
+    }
+    let context = session.context();
+    session.reset();
+    let buf = session.token_buffer();
+    let (first, rest) = buf.split_first_mut().ok_or(SessionError::ZeroContext)?;
+    *first = special::BOS;
+    match tokenizer.encode(prompt.as_bytes(), rest) {
+        Ok(n) => Ok(n + 1),
+        Err(_) => Err(GenerateError::PromptTooLong {
+            tokens: 1 + count_tokens(&tokenizer, prompt),
+            context,
+        }),
+    }
+}
+
 /// Generates a reasoning trace for `prompt`: resets the session, runs
 /// `<bos> prompt`, then samples until `<eos>`, `max_new_tokens` or a full
 /// context. `on_token` sees every generated token. The thought and answer
@@ -205,137 +420,26 @@ pub fn generate<'t>(
     text: &'t mut [u8],
     on_token: &mut dyn FnMut(&TokenEvent<'_>),
 ) -> Result<Generation<'t>, GenerateError> {
-    let model = session.model();
-    let tokenizer = *model.tokenizer();
-    if !tokenizer.has_reasoning_tokens() {
-        return Err(GenerateError::NoReasoningTokens);
-    }
-    let context = session.context();
-    session.reset();
-    let buf = session.token_buffer();
-    let (first, rest) = buf.split_first_mut().ok_or(SessionError::ZeroContext)?;
-    *first = special::BOS;
-    let prompt_tokens = match tokenizer.encode(prompt.as_bytes(), rest) {
-        Ok(n) => n + 1,
-        Err(_) => {
-            return Err(GenerateError::PromptTooLong {
-                tokens: 1 + count_tokens(&tokenizer, prompt),
-                context,
-            })
-        }
-    };
+    let prompt_tokens = encode_prompt(session, prompt)?;
     session.prefill_token_buffer(prompt_tokens)?;
-
+    let tokenizer = *session.model().tokenizer();
     let mut sampler = Sampler::new(cfg.sampler);
-    let mut sink = TextSink {
-        buf: text,
-        think_end: 0,
-        len: 0,
-        answer_started: false,
-    };
-    let mut stream = Utf8Stream::new();
-    let mut span = Span::Other;
-    let mut think_tokens = 0usize;
-    let mut budget_hit = false;
-    let mut forced: [u32; 2] = [0; 2];
-    let mut n_forced = 0usize;
-    let mut generated = 0usize;
-    let mut prev = session.tokens().last().copied();
+    let prev = session.tokens().last().copied();
+    let mut em = Emitter::new(tokenizer, text, cfg, session.context(), prev);
     let stop = loop {
-        if generated >= cfg.max_new_tokens {
+        if em.at_limit() {
             break StopReason::TokenLimit;
         }
-        let id = if n_forced > 0 {
-            let t = forced
-                .get(forced.len() - n_forced)
-                .copied()
-                .unwrap_or(special::EOS);
-            n_forced -= 1;
-            t
-        } else {
-            session.sample(&mut sampler)
+        let id = match em.take_forced() {
+            Some(t) => t,
+            None => session.sample(&mut sampler),
         };
-        generated += 1;
-
-        // Span bookkeeping: tags switch spans, and text streams per span.
-        let new_span = match id {
-            special::THINK | special::END_THINK => Span::Think,
-            special::ANSWER | special::END_ANSWER => Span::Answer,
-            special::EOS | special::BOS | special::PAD | special::UNK => Span::Other,
-            _ => span,
-        };
-        let mut piece = PieceBuf {
-            bytes: [0; 256],
-            len: 0,
-        };
-        if id < special::COUNT {
-            // A tag ends the text of the span before it.
-            stream.finish(&mut |s| {
-                sink.push(span, s);
-                piece.push(s);
-            });
-            if let Some(name) = tokenizer.special_name(id) {
-                piece.push(name);
-            }
-        } else {
-            tokenizer.decode(prev, id, &mut |bytes| {
-                stream.push(bytes, &mut |s| {
-                    sink.push(new_span, s);
-                    piece.push(s);
-                })
-            });
-        }
-        span = match id {
-            special::END_THINK | special::END_ANSWER => Span::Other,
-            _ => new_span,
-        };
-        on_token(&TokenEvent {
-            id,
-            text: piece.as_str(),
-            span: new_span,
-        });
-        prev = Some(id);
-        if id == special::EOS {
-            break StopReason::Eos;
-        }
-        if id != special::THINK && span == Span::Think {
-            think_tokens += 1;
-        }
-        if session.pos() >= context {
-            break StopReason::ContextFull;
+        if let Some(stop) = em.emit(id, session.pos(), on_token) {
+            break stop;
         }
         session.forward(id)?;
-        if let Some(budget) = cfg.think_budget {
-            if span == Span::Think
-                && think_tokens >= budget
-                && n_forced == 0
-                && id != special::END_THINK
-            {
-                forced = [special::END_THINK, special::ANSWER];
-                n_forced = 2;
-                budget_hit = true;
-            }
-        }
     };
-    stream.finish(&mut |s| sink.push(span, s));
-    let TextSink {
-        buf,
-        think_end,
-        len,
-        ..
-    } = sink;
-    let (think_bytes, answer_bytes) = buf.split_at(think_end.min(buf.len()));
-    let answer_bytes = answer_bytes
-        .get(..len.saturating_sub(think_end))
-        .unwrap_or(&[]);
-    Ok(Generation {
-        think: core::str::from_utf8(think_bytes).unwrap_or(""),
-        answer: core::str::from_utf8(answer_bytes).unwrap_or(""),
-        stop,
-        prompt_tokens,
-        generated_tokens: generated,
-        think_budget_hit: budget_hit,
-    })
+    Ok(em.finish(stop, prompt_tokens))
 }
 
 /// Exact token count of a text too long for the context: BPE merges never

@@ -296,6 +296,26 @@ impl<'s> QuantizedActivations<'s> {
         }
     }
 
+    /// Buffers that already hold a quantization of `len` elements in groups
+    /// of `group` (a batch keeps one set per token and views them again).
+    pub(crate) fn with_contents(
+        q: &'s mut [i8],
+        split: &'s mut [i8],
+        scales: &'s mut [f32],
+        sums: &'s mut [i32],
+        len: usize,
+        group: usize,
+    ) -> Self {
+        Self {
+            q,
+            split,
+            scales,
+            sums,
+            len,
+            group,
+        }
+    }
+
     /// Elements held (0 until the first [`Self::quantize`]).
     pub fn len(&self) -> usize {
         self.len

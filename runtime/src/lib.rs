@@ -39,6 +39,7 @@ pub mod model;
 pub mod quant;
 pub mod sampling;
 pub mod session;
+pub mod speculative;
 #[cfg(feature = "alloc")]
 pub mod testing;
 pub mod tokenizer;
@@ -48,7 +49,8 @@ pub use format::{DType, ModelConfig, ScaleType};
 pub use generate::{
     generate, generate_ids, GenerateConfig, GenerateError, Generation, Span, StopReason, TokenEvent,
 };
-pub use memory::{plan, KvDType, MemoryPlan};
+pub use memory::{plan, plan_batch, plan_speculative, KvDType, MemoryPlan};
 pub use model::Model;
 pub use sampling::{Sampler, SamplerConfig};
 pub use session::{Session, SessionError};
+pub use speculative::{generate_speculative, SpecStats, SpeculativeError};

@@ -101,6 +101,37 @@ pub(crate) fn f32s(n: usize) -> usize {
 
 /// Exact arena bytes for a session of `context` positions with a `kv` cache.
 pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
+    plan_batch(config, context, kv, 0)
+}
+
+/// Element counts of the batch region of a session made with
+/// [`crate::session::Session::with_batch`]: `n` tokens' activations, logits
+/// and quantized activations, each buffer `n` rows long.
+pub(crate) fn batch_buffers(l: &Layout, n: usize) -> [usize; 13] {
+    let rows = |e: usize| e.saturating_mul(n);
+    [
+        f32s(rows(l.dim)),                    // x
+        f32s(rows(l.dim)),                    // xb
+        f32s(rows(l.dim)),                    // xb2
+        f32s(rows(l.dim)),                    // q
+        f32s(rows(l.kv_dim)),                 // k
+        f32s(rows(l.kv_dim)),                 // v
+        f32s(rows(l.hidden)),                 // gate
+        f32s(rows(l.hidden)),                 // up
+        f32s(rows(l.vocab)),                  // logits rows
+        round(rows(l.act.saturating_add(1))), // int8 activations
+        round(rows(l.act.saturating_add(1))), // the even/odd split
+        f32s(rows(l.act)),                    // activation scales
+        f32s(rows(l.act)),                    // activation group sums
+    ]
+}
+
+/// Exact arena bytes for [`crate::session::Session::with_batch`]: [`plan`]
+/// plus room to run `batch` tokens in one pass and keep each one's logits
+/// (`batch · (4 · dim + 2 · kv_dim + 2 · hidden + vocab + 2 · act) · 4 +
+/// 2 · batch · (act + 1)` bytes, each buffer rounded up to 16). `batch == 0`
+/// is exactly [`plan`].
+pub fn plan_batch(config: &ModelConfig, context: usize, kv: KvDType, batch: usize) -> MemoryPlan {
     let l = Layout::new(config, context);
     let kv_cache_bytes = round(l.kv_elems.saturating_mul(kv.bytes())).saturating_mul(2);
     let scratch = [
@@ -124,7 +155,10 @@ pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
         f32s(l.vocab),                  // sampler candidates (u32)
         f32s(l.context),                // token ids (u32)
     ];
-    let scratch_bytes = scratch.iter().fold(0usize, |a, b| a.saturating_add(*b));
+    let scratch_bytes = scratch
+        .iter()
+        .chain(batch_buffers(&l, batch).iter())
+        .fold(0usize, |a, b| a.saturating_add(*b));
     MemoryPlan {
         kv_cache_bytes,
         scratch_bytes,
@@ -132,4 +166,12 @@ pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
             .saturating_add(scratch_bytes)
             .saturating_add(ALIGN - 1),
     }
+}
+
+/// Arena bytes of each session of speculative decoding with `k` draft tokens
+/// per step ([`crate::speculative::generate_speculative`]): the target checks
+/// `k + 1` tokens per pass and the draft keeps `k` distributions, so both are
+/// [`plan_batch`] with `k + 1`.
+pub fn plan_speculative(config: &ModelConfig, context: usize, kv: KvDType, k: usize) -> MemoryPlan {
+    plan_batch(config, context, kv, k.saturating_add(1))
 }

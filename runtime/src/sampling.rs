@@ -182,6 +182,104 @@ impl Sampler {
     }
 }
 
+impl SamplerConfig {
+    /// Whether this config picks the argmax (temperature 0 or NaN, top-k 1).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature.is_nan() || self.temperature <= 0.0 || self.top_k == 1
+    }
+
+    /// Turns `logits` into the distribution [`Sampler::sample`] draws from:
+    /// temperature, softmax, then zero outside the top-k / top-p set and the
+    /// rest renormalized (sums to 1 up to rounding). `candidates` as for
+    /// [`Sampler::sample`]; greedy configs give a one-hot argmax.
+    pub fn distribution(&self, logits: &mut [f32], candidates: &mut [u32]) {
+        let n = logits.len();
+        if n == 0 {
+            return;
+        }
+        if self.is_greedy() {
+            let best = argmax(logits) as usize;
+            for (i, v) in logits.iter_mut().enumerate() {
+                *v = if i == best { 1.0 } else { 0.0 };
+            }
+            return;
+        }
+        let inv_t = 1.0 / self.temperature;
+        for v in logits.iter_mut() {
+            *v *= inv_t;
+        }
+        crate::kernels::softmax(logits);
+        let top_k = self.top_k as usize;
+        let use_k = top_k > 0 && top_k < n;
+        let use_p = self.top_p > 0.0 && self.top_p < 1.0;
+        let Some(cand) = candidates.get_mut(..n) else {
+            return;
+        };
+        if use_k || use_p {
+            // The kept set is a prefix of the total order (probability
+            // descending, id ascending); find its last member.
+            let probs: &[f32] = logits;
+            let prob = |i: u32| probs.get(i as usize).copied().unwrap_or(0.0);
+            let by_prob = |a: &u32, b: &u32| prob(*b).total_cmp(&prob(*a)).then(a.cmp(b));
+            for (i, s) in cand.iter_mut().enumerate() {
+                *s = i as u32;
+            }
+            let m = if use_k {
+                cand.select_nth_unstable_by(top_k - 1, by_prob);
+                top_k
+            } else {
+                n
+            };
+            let chosen = cand.get_mut(..m).unwrap_or(&mut []);
+            chosen.sort_unstable_by(by_prob);
+            let mut keep = chosen.len();
+            if use_p {
+                let mass = chosen.iter().fold(0f32, |a, i| a + prob(*i));
+                let target = self.top_p * mass;
+                let mut cum = 0f32;
+                for (j, i) in chosen.iter().enumerate() {
+                    cum += prob(*i);
+                    if cum >= target {
+                        keep = j + 1;
+                        break;
+                    }
+                }
+            }
+            let last = chosen.get(keep.saturating_sub(1)).copied().unwrap_or(0);
+            let (pl, il) = (prob(last), last);
+            for (i, v) in logits.iter_mut().enumerate() {
+                let kept = *v > pl || (*v == pl && i as u32 <= il);
+                if !kept {
+                    *v = 0.0;
+                }
+            }
+        }
+        let total = logits.iter().fold(0f32, |a, p| a + p);
+        if total > 0.0 {
+            let inv = 1.0 / total;
+            for v in logits.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+/// Draws from unnormalized probabilities `probs` with a uniform `r` in
+/// `[0, 1)`: the first id whose cumulative mass passes `r · Σ probs`.
+pub fn sample_probs(probs: &[f32], r: f32) -> u32 {
+    let total = probs.iter().fold(0f32, |a, p| a + p);
+    sample_cdf(
+        probs
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, p)| *p > 0.0)
+            .map(|(i, p)| (i as u32, p)),
+        total,
+        r,
+    )
+}
+
 /// Walks `(id, p)` until the cumulative mass passes `r · total`; the last id
 /// if rounding leaves `r · total` beyond the sum.
 fn sample_cdf(items: impl Iterator<Item = (u32, f32)>, total: f32, r: f32) -> u32 {

@@ -26,6 +26,9 @@ pub enum SessionError {
     ContextFull { context: usize },
     /// `prefill` with no tokens.
     EmptyInput,
+    /// `forward_batch` with more tokens than the session was made for
+    /// ([`Session::with_batch`]).
+    BatchTooLarge { tokens: usize, capacity: usize },
 }
 
 impl fmt::Display for SessionError {
@@ -56,6 +59,10 @@ impl fmt::Display for SessionError {
                 write!(f, "context full: all {context} positions are used")
             }
             SessionError::EmptyInput => write!(f, "no tokens to run"),
+            SessionError::BatchTooLarge { tokens, capacity } => write!(
+                f,
+                "a batch of {tokens} tokens exceeds the session's batch capacity of {capacity}"
+            ),
         }
     }
 }
@@ -103,6 +110,24 @@ enum KvCache<'m> {
     },
 }
 
+/// Per-token buffers of a batched pass (`n` rows each; empty without a batch).
+struct Batch<'m> {
+    n: usize,
+    x: &'m mut [f32],
+    xb: &'m mut [f32],
+    xb2: &'m mut [f32],
+    q: &'m mut [f32],
+    k: &'m mut [f32],
+    v: &'m mut [f32],
+    hb: &'m mut [f32],
+    hb2: &'m mut [f32],
+    logits: &'m mut [f32],
+    act_q: &'m mut [i8],
+    act_split: &'m mut [i8],
+    act_scales: &'m mut [f32],
+    act_sums: &'m mut [i32],
+}
+
 /// A model running in an arena: the KV cache and all scratch buffers.
 pub struct Session<'m, 'a> {
     model: &'m Model<'a>,
@@ -129,6 +154,7 @@ pub struct Session<'m, 'a> {
     candidates: &'m mut [u32],
     /// Tokens at positions `0..pos` (and the encoded prompt during `generate`).
     tokens: &'m mut [u32],
+    batch: Batch<'m>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -140,6 +166,19 @@ impl<'m, 'a> Session<'m, 'a> {
         context: usize,
         kv: KvDType,
     ) -> Result<Self, SessionError> {
+        Self::with_batch(model, arena, context, kv, 0)
+    }
+
+    /// [`Self::new`] with room to run up to `batch` tokens in one
+    /// [`Self::forward_batch`] pass (the arena needs
+    /// [`memory::plan_batch`]`(.., batch).total_bytes`).
+    pub fn with_batch(
+        model: &'m Model<'a>,
+        arena: &'m mut [u8],
+        context: usize,
+        kv: KvDType,
+        batch: usize,
+    ) -> Result<Self, SessionError> {
         let c = *model.config();
         if context == 0 {
             return Err(SessionError::ZeroContext);
@@ -150,7 +189,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 max: c.max_seq_len as usize,
             });
         }
-        let plan = memory::plan(&c, context, kv);
+        let plan = memory::plan_batch(&c, context, kv, batch);
         let available = arena.len();
         let too_small = SessionError::ArenaTooSmall {
             needed: plan.total_bytes,
@@ -196,6 +235,40 @@ impl<'m, 'a> Session<'m, 'a> {
             carve::<u32>(&mut rest, memory::f32s(l.vocab), l.vocab).ok_or(too_small)?;
         let tokens =
             carve::<u32>(&mut rest, memory::f32s(l.context), l.context).ok_or(too_small)?;
+        let [bx, bxb, bxb2, bq, bk, bv, bhb, bhb2, blogits, bact_q, bact_split, bact_scales, bact_sums] =
+            memory::batch_buffers(&l, batch);
+        let n = batch;
+        let mut f32s = |bytes: usize, e: usize| {
+            carve::<f32>(&mut rest, bytes, e.saturating_mul(n)).ok_or(too_small)
+        };
+        let bx = f32s(bx, l.dim)?;
+        let bxb = f32s(bxb, l.dim)?;
+        let bxb2 = f32s(bxb2, l.dim)?;
+        let bq = f32s(bq, l.dim)?;
+        let bk = f32s(bk, l.kv_dim)?;
+        let bv = f32s(bv, l.kv_dim)?;
+        let bhb = f32s(bhb, l.hidden)?;
+        let bhb2 = f32s(bhb2, l.hidden)?;
+        let blogits = f32s(blogits, l.vocab)?;
+        let bact_scales_n = bact_scales;
+        let per_q = (l.act + 1).saturating_mul(n);
+        let per_s = l.act.saturating_mul(n);
+        let batch = Batch {
+            n,
+            x: bx,
+            xb: bxb,
+            xb2: bxb2,
+            q: bq,
+            k: bk,
+            v: bv,
+            hb: bhb,
+            hb2: bhb2,
+            logits: blogits,
+            act_q: carve::<i8>(&mut rest, bact_q, per_q).ok_or(too_small)?,
+            act_split: carve::<i8>(&mut rest, bact_split, per_q).ok_or(too_small)?,
+            act_scales: carve::<f32>(&mut rest, bact_scales_n, per_s).ok_or(too_small)?,
+            act_sums: carve::<i32>(&mut rest, bact_sums, per_s).ok_or(too_small)?,
+        };
 
         // RoPE: pair i of a head at position p turns by p · theta^(-2i / hd).
         // Computed in f64 once per session (sin/cos are far too slow per token
@@ -239,6 +312,7 @@ impl<'m, 'a> Session<'m, 'a> {
             acts: QuantizedActivations::new(act_q, act_split, act_scales, act_sums),
             candidates,
             tokens,
+            batch,
         })
     }
 
@@ -297,6 +371,59 @@ impl<'m, 'a> Session<'m, 'a> {
             self.step(*t, i == last);
         }
         Ok(self.logits)
+    }
+
+    /// Tokens one [`Self::forward_batch`] pass can take (0 for [`Self::new`]).
+    pub fn batch_capacity(&self) -> usize {
+        self.batch.n
+    }
+
+    /// Runs `tokens` from `pos()` on in one pass and returns the logits after
+    /// each of them: `tokens.len()` rows of `vocab`, in the session's batch
+    /// region ([`memory::plan_batch`]). Bit-identical to calling
+    /// [`Self::forward`] on each token in turn: every matrix is read once per
+    /// block of rows for all tokens, with the same per-row kernels.
+    /// [`Self::logits`] afterwards holds the last row. Nothing runs if a
+    /// token is invalid, the context would overflow or the batch is too long.
+    pub fn forward_batch(&mut self, tokens: &[u32]) -> Result<&mut [f32], SessionError> {
+        if tokens.is_empty() {
+            return Err(SessionError::EmptyInput);
+        }
+        if tokens.len() > self.batch.n {
+            return Err(SessionError::BatchTooLarge {
+                tokens: tokens.len(),
+                capacity: self.batch.n,
+            });
+        }
+        self.check(tokens)?;
+        let vocab = self.logits.len();
+        if self.model.config().moe.is_some() {
+            // Experts differ per token: run the tokens one after another.
+            for (t, tok) in tokens.iter().enumerate() {
+                self.step(*tok, true);
+                if let Some(row) = self.batch.logits.get_mut(t * vocab..(t + 1) * vocab) {
+                    row.copy_from_slice(self.logits);
+                }
+            }
+        } else {
+            self.step_batch(tokens);
+        }
+        let n = tokens.len();
+        Ok(self.batch.logits.get_mut(..n * vocab).unwrap_or(&mut []))
+    }
+
+    /// The batch logits rows and the sampler's candidate buffer, for
+    /// speculative decoding (the draft keeps its distributions there).
+    pub(crate) fn batch_rows_and_candidates(&mut self) -> (&mut [f32], &mut [u32]) {
+        (self.batch.logits, self.candidates)
+    }
+
+    /// Copies the current logits into batch row `row`.
+    pub(crate) fn logits_to_batch_row(&mut self, row: usize) {
+        let vocab = self.logits.len();
+        if let Some(r) = self.batch.logits.get_mut(row * vocab..(row + 1) * vocab) {
+            r.copy_from_slice(self.logits);
+        }
     }
 
     /// Forgets cache entries at positions `>= pos` (no-op past `pos()`).
@@ -512,6 +639,326 @@ impl<'m, 'a> Session<'m, 'a> {
             project(logits, model.output(), xb, acts, &mut fresh);
         }
         self.pos = pos + 1;
+    }
+}
+
+impl Session<'_, '_> {
+    /// [`Self::step`] for several tokens (checked, at most the batch
+    /// capacity, dense FFN), layer by layer: each token's arithmetic is that
+    /// of `step`, but every weight block is read once for all tokens.
+    fn step_batch(&mut self, tokens: &[u32]) {
+        let model = self.model;
+        let c = *model.config();
+        let base = self.pos;
+        let n = tokens.len();
+        let hd = c.head_dim() as usize;
+        let half = hd / 2;
+        let dim = c.dim as usize;
+        let kv_dim = c.kv_dim() as usize;
+        let hidden = c.hidden_dim as usize;
+        let vocab = c.vocab_size as usize;
+        let group_heads = (c.n_heads / c.n_kv_heads.max(1)).max(1) as usize;
+        let context = self.context;
+        let att_scale = 1.0 / libm::sqrtf(hd as f32);
+        let act = dim.max(hidden);
+        let Session {
+            cache,
+            rope_cos,
+            rope_sin,
+            att,
+            logits: last_logits,
+            tokens: token_buf,
+            batch,
+            ..
+        } = self;
+        let Batch {
+            x,
+            xb,
+            xb2,
+            q,
+            k,
+            v,
+            hb,
+            hb2,
+            logits,
+            act_q,
+            act_split,
+            act_scales,
+            act_sums,
+            ..
+        } = batch;
+        let mut acts = BatchActs {
+            q: act_q,
+            split: act_split,
+            scales: act_scales,
+            sums: act_sums,
+            act,
+            n,
+            len: 0,
+            group: 0,
+        };
+        for (t, (tok, xt)) in tokens.iter().zip(x.chunks_exact_mut(dim)).enumerate() {
+            if let Some(slot) = token_buf.get_mut(base + t) {
+                *slot = *tok;
+            }
+            model.embedding().dequantize_row(*tok as usize, xt);
+            if c.embedding_scale != 1.0 {
+                for e in xt.iter_mut() {
+                    *e *= c.embedding_scale;
+                }
+            }
+        }
+        let rows = |b: &mut [f32], w: usize| -> usize { b.len().min(n * w) };
+        let (nx, nkv, nh) = (rows(x, dim), rows(k, kv_dim), rows(hb, hidden));
+        let (x, xb, xb2, q) = (
+            x.get_mut(..nx).unwrap_or(&mut []),
+            xb.get_mut(..nx).unwrap_or(&mut []),
+            xb2.get_mut(..nx).unwrap_or(&mut []),
+            q.get_mut(..nx).unwrap_or(&mut []),
+        );
+        let (k, v) = (
+            k.get_mut(..nkv).unwrap_or(&mut []),
+            v.get_mut(..nkv).unwrap_or(&mut []),
+        );
+        let (hb, hb2) = (
+            hb.get_mut(..nh).unwrap_or(&mut []),
+            hb2.get_mut(..nh).unwrap_or(&mut []),
+        );
+        let angles = |pos: usize| {
+            (
+                rope_cos.get(pos * half..(pos + 1) * half).unwrap_or(&[]),
+                rope_sin.get(pos * half..(pos + 1) * half).unwrap_or(&[]),
+            )
+        };
+
+        for l in 0..c.n_layers as usize {
+            let Some(lw) = model.layer(l) else { break };
+            let Ffn::Dense(ffn) = lw.ffn else { break };
+            for (xbt, xt) in xb.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+                kernels::rmsnorm(xbt, xt, lw.attn_norm, c.norm_eps);
+            }
+            let mut fresh = false;
+            project_batch(q, &lw.wq, xb, dim, &mut acts, &mut fresh);
+            project_batch(k, &lw.wk, xb, dim, &mut acts, &mut fresh);
+            project_batch(v, &lw.wv, xb, dim, &mut acts, &mut fresh);
+            let layer_base = l * context * kv_dim;
+            for (t, ((qt, kt), vt)) in q
+                .chunks_exact_mut(dim)
+                .zip(k.chunks_exact_mut(kv_dim))
+                .zip(v.chunks_exact(kv_dim))
+                .enumerate()
+            {
+                let (cos, sin) = angles(base + t);
+                rope(qt, cos, sin, hd);
+                rope(kt, cos, sin, hd);
+                let at = layer_base + (base + t) * kv_dim;
+                match cache {
+                    KvCache::F32 { k: kc, v: vc } => {
+                        if let (Some(kd), Some(vd)) =
+                            (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
+                        {
+                            kd.copy_from_slice(kt);
+                            vd.copy_from_slice(vt);
+                        }
+                    }
+                    KvCache::F16 { k: kc, v: vc } => {
+                        if let (Some(kd), Some(vd)) =
+                            (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
+                        {
+                            for (d, s) in kd.iter_mut().zip(kt.iter()) {
+                                *d = half::f16::from_f32(*s).to_bits();
+                            }
+                            for (d, s) in vd.iter_mut().zip(vt.iter()) {
+                                *d = half::f16::from_f32(*s).to_bits();
+                            }
+                        }
+                    }
+                }
+            }
+            let heads = Heads {
+                hd,
+                kv_dim,
+                group_heads,
+                scale: att_scale,
+            };
+            for (t, (qt, ot)) in q
+                .chunks_exact(dim)
+                .zip(xb.chunks_exact_mut(dim))
+                .enumerate()
+            {
+                let pos = base + t;
+                let scores = att.get_mut(..=pos).unwrap_or(&mut []);
+                let rows = layer_base..layer_base + (pos + 1) * kv_dim;
+                match cache {
+                    KvCache::F32 { k: kc, v: vc } => {
+                        let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows))
+                        else {
+                            continue;
+                        };
+                        attend(
+                            &heads,
+                            qt,
+                            ot,
+                            scores,
+                            keys,
+                            values,
+                            kernels::dot,
+                            |v| v,
+                            kernels::attend_head_f32,
+                        );
+                    }
+                    KvCache::F16 { k: kc, v: vc } => {
+                        let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows))
+                        else {
+                            continue;
+                        };
+                        attend(
+                            &heads,
+                            qt,
+                            ot,
+                            scores,
+                            keys,
+                            values,
+                            dot_f16,
+                            kernels::f16_bits_to_f32,
+                            kernels::attend_head_f16,
+                        );
+                    }
+                }
+            }
+            let mut fresh = false;
+            project_batch(xb2, &lw.wo, xb, dim, &mut acts, &mut fresh);
+            kernels::add_assign(x, xb2);
+
+            for (xbt, xt) in xb.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+                kernels::rmsnorm(xbt, xt, lw.ffn_norm, c.norm_eps);
+            }
+            let mut fresh = false;
+            project_batch(hb, &ffn.gate, xb, dim, &mut acts, &mut fresh);
+            project_batch(hb2, &ffn.up, xb, dim, &mut acts, &mut fresh);
+            for (g, u) in hb.chunks_exact_mut(hidden).zip(hb2.chunks_exact(hidden)) {
+                kernels::swiglu(g, u);
+            }
+            let mut fresh = false;
+            project_batch(xb2, &ffn.down, hb, hidden, &mut acts, &mut fresh);
+            kernels::add_assign(x, xb2);
+        }
+
+        for (xbt, xt) in xb.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+            kernels::rmsnorm(xbt, xt, model.final_norm(), c.norm_eps);
+        }
+        let nl = logits.len().min(n * vocab);
+        let logits = logits.get_mut(..nl).unwrap_or(&mut []);
+        let mut fresh = false;
+        project_batch(logits, model.output(), xb, dim, &mut acts, &mut fresh);
+        if let Some(row) = logits.get((n - 1) * vocab..n * vocab) {
+            last_logits.copy_from_slice(row);
+        }
+        self.pos = base + n;
+    }
+}
+
+/// Quantized activations of every token of a batch (`act + 1` int8 and
+/// split entries, `act` scales and sums per token), all with the same
+/// length and group size.
+struct BatchActs<'b> {
+    q: &'b mut [i8],
+    split: &'b mut [i8],
+    scales: &'b mut [f32],
+    sums: &'b mut [i32],
+    act: usize,
+    n: usize,
+    len: usize,
+    group: usize,
+}
+
+/// Weight bytes per block of rows in a batched matvec: the block stays in
+/// cache (or a flash cache line buffer) while every token uses it.
+const BLOCK_BYTES: usize = 16 * 1024;
+
+/// Rows `r0..r1` of `w` as a tensor of their own.
+fn row_block<'w>(w: &TensorView<'w>, r0: usize, r1: usize) -> TensorView<'w> {
+    let rb = w.row_bytes();
+    let sb = w.groups_per_row() * crate::format::scale_bytes(w.scale_type);
+    TensorView {
+        data: w.data.get(r0 * rb..r1 * rb).unwrap_or(&[]),
+        scales: if sb == 0 {
+            w.scales
+        } else {
+            w.scales.get(r0 * sb..r1 * sb).unwrap_or(&[])
+        },
+        rows: (r1 - r0) as u32,
+        ..*w
+    }
+}
+
+/// [`project`] for every token: `out` holds `rows` outputs per token, `x`
+/// `cols` inputs per token. The tokens' inputs are quantized once each (when
+/// `fresh` says they are not already), then each block of rows is applied to
+/// every token with the single-token kernels, so each output is bit-identical
+/// to [`project`]'s.
+fn project_batch(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+    cols: usize,
+    acts: &mut BatchActs<'_>,
+    fresh: &mut bool,
+) {
+    let rows = w.rows();
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
+    let n = acts.n.min(x.len() / cols).min(out.len() / rows);
+    let (qn, sn) = (acts.act + 1, acts.act);
+    if quantized && (!*fresh || acts.group != w.group as usize) {
+        let mut len = 0;
+        for t in 0..n {
+            let (Some(q), Some(split), Some(scales), Some(sums), Some(xt)) = (
+                acts.q.get_mut(t * qn..(t + 1) * qn),
+                acts.split.get_mut(t * qn..(t + 1) * qn),
+                acts.scales.get_mut(t * sn..(t + 1) * sn),
+                acts.sums.get_mut(t * sn..(t + 1) * sn),
+                x.get(t * cols..(t + 1) * cols),
+            ) else {
+                continue;
+            };
+            let mut a = QuantizedActivations::new(q, split, scales, sums);
+            a.quantize(xt, w.group as usize);
+            len = a.len();
+        }
+        acts.len = len;
+        acts.group = w.group.max(1) as usize;
+        *fresh = true;
+    }
+    let block = (BLOCK_BYTES / w.row_bytes().max(1)).max(4) / 4 * 4;
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = (r0 + block).min(rows);
+        let wb = row_block(w, r0, r1);
+        for t in 0..n {
+            let Some(o) = out.get_mut(t * rows + r0..t * rows + r1) else {
+                continue;
+            };
+            if quantized {
+                let (Some(q), Some(split), Some(scales), Some(sums)) = (
+                    acts.q.get_mut(t * qn..(t + 1) * qn),
+                    acts.split.get_mut(t * qn..(t + 1) * qn),
+                    acts.scales.get_mut(t * sn..(t + 1) * sn),
+                    acts.sums.get_mut(t * sn..(t + 1) * sn),
+                ) else {
+                    continue;
+                };
+                let a = QuantizedActivations::with_contents(
+                    q, split, scales, sums, acts.len, acts.group,
+                );
+                kernels::matvec_quantized(o, &wb, &a);
+            } else if let Some(xt) = x.get(t * cols..(t + 1) * cols) {
+                kernels::matvec_float(o, &wb, xt);
+            }
+        }
+        r0 = r1;
     }
 }
 
