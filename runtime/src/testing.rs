@@ -229,3 +229,25 @@ pub fn blob_from_fn(
     };
     blob::encode(config, tokenizer, &records)
 }
+
+/// An early-exit draft for speculative decoding: the first `n_layers`
+/// layers of `blob` with its embeddings, final norm, LM head and tokenizer
+/// (so the same token ids), as a blob of its own. A draft that needs no
+/// training, for benchmarks and tests.
+pub fn truncate_layers(blob_bytes: &[u8], n_layers: u32) -> Result<Vec<u8>, EncodeError> {
+    let parsed = blob::parse(blob_bytes).map_err(EncodeError::Invalid)?;
+    let mut config = parsed.config;
+    config.n_layers = n_layers.clamp(1, config.n_layers.max(1));
+    let mut records = Vec::new();
+    for r in blob::TensorRecords::new(&parsed) {
+        let r = r.map_err(EncodeError::Invalid)?;
+        let in_layer = !matches!(
+            r.id.kind,
+            TensorKind::Embedding | TensorKind::FinalNorm | TensorKind::Output
+        );
+        if !in_layer || u32::from(r.id.layer) < config.n_layers {
+            records.push(r);
+        }
+    }
+    blob::encode(&config, parsed.tokenizer, &records)
+}
