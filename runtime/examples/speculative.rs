@@ -8,8 +8,8 @@
 //! cargo run ... --example speculative -- TARGET.bin --draft-layers N [...]   # early-exit draft: the target's first N layers
 //! cargo run ... --example speculative -- --shape tiny|small [...]           # random q8 target, its first layer as draft
 //! ```
-//! Every configuration repeats all prompts for at least `--min-secs` (default
-//! 1) after a warm-up. Greedy runs also check that the speculative tokens
+//! Every configuration repeats all prompts for at least `--min-secs` seconds
+//! (default one) after a warm-up. Greedy runs also check that the speculative tokens
 //! equal the target's own.
 
 use runtime::{
