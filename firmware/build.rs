@@ -11,6 +11,10 @@
 //! - `THINKLING_MAX_NEW_TOKENS`: per prompt; default the context (runs until full).
 //! - `THINKLING_THINK_BUDGET`: think tokens before the answer is forced; default none.
 //! - `THINKLING_TEXT_BYTES`: buffer for the decoded think/answer text; default 1024.
+//! - `THINKLING_DRAFT_MODEL`: a draft blob with the target's tokenizer; the
+//!   prompts then run with speculative decoding (and once more with the target
+//!   alone, for the cost comparison). Default none.
+//! - `THINKLING_SPEC_K`: draft tokens per step with a draft model; default 4.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,9 @@ use std::{env, fs};
 /// copied once when it is returned), call frames and defmt encoding; the
 /// painted high-water mark, logged at the end of a run, is about 18 KiB.
 const STACK_RESERVE: usize = 24 * 1024;
+/// More stack with a draft model: a second `Model` table and session, and
+/// the speculative loop (measured high water ≈ 49 KiB with the reference blob).
+const SPEC_STACK_EXTRA: usize = 32 * 1024;
 /// Static data besides the arena and text buffer: the defmt RTT buffer (1 KiB)
 /// and a few counters.
 const OTHER_STATIC: usize = 2 * 1024;
@@ -187,7 +194,68 @@ fn main() {
     if context == 0 {
         fail("THINKLING_CONTEXT must be positive");
     }
-    let plan = config.map(|c| runtime::memory::plan(&c, context, kv));
+    // Speculative decoding: a draft blob and its own arena; the target's
+    // arena grows by the batch region (k + 1 rows).
+    let draft_path = env_var("THINKLING_DRAFT_MODEL").map(|p| {
+        if Path::new(&p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            workspace.join(p)
+        }
+    });
+    let spec_k_env = env_usize("THINKLING_SPEC_K");
+    let draft_blob = draft_path.as_ref().map(|p| {
+        println!("cargo:rerun-if-changed={}", p.display());
+        fs::read(p).unwrap_or_else(|e| {
+            fail(&format!(
+                "cannot read the draft blob {}: {e} (THINKLING_DRAFT_MODEL)",
+                p.display()
+            ))
+        })
+    });
+    let spec_k = match (&draft_blob, spec_k_env) {
+        (None, _) => 0,
+        (Some(_), Some(0)) => fail("THINKLING_SPEC_K must be at least 1"),
+        (Some(_), Some(k)) => k.min(runtime::speculative::MAX_K),
+        (Some(_), None) => 4,
+    };
+    let draft_config = draft_blob.as_ref().map(|b| {
+        runtime::blob::parse(b)
+            .map(|d| d.config)
+            .unwrap_or_else(|e| {
+                fail(&format!(
+                    "draft blob {} does not load: {e}",
+                    draft_path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ))
+            })
+    });
+    if let (Some(d), Some(c)) = (draft_config, config) {
+        if d.vocab_size != c.vocab_size {
+            fail(&format!(
+                "draft vocabulary of {} tokens differs from the target's {}: the draft needs the target's tokenizer",
+                d.vocab_size, c.vocab_size
+            ));
+        }
+        if (d.max_seq_len as usize) < context {
+            fail(&format!(
+                "the draft model's context of {} is below THINKLING_CONTEXT {context}",
+                d.max_seq_len
+            ));
+        }
+    }
+    let draft_arena_bytes = draft_config.map_or(0, |d| {
+        runtime::memory::plan_speculative(&d, context, kv, spec_k).total_bytes
+    });
+    let plan = config.map(|c| {
+        if spec_k > 0 {
+            runtime::memory::plan_speculative(&c, context, kv, spec_k)
+        } else {
+            runtime::memory::plan(&c, context, kv)
+        }
+    });
     let arena_bytes = plan.map_or(0, |p| p.total_bytes);
     let text_bytes = env_usize("THINKLING_TEXT_BYTES").unwrap_or(1024);
     let max_new_tokens = env_usize("THINKLING_MAX_NEW_TOKENS").unwrap_or(context);
@@ -204,6 +272,14 @@ fn main() {
     // Fit checks, with the numbers a user needs to pick a smaller model.
     if on_mcu {
         let room = flash_bytes.saturating_sub(CODE_RESERVE);
+        let draft_len = draft_blob.as_ref().map_or(0, Vec::len);
+        if draft_len > 0 && blob.len() + draft_len > room {
+            fail(&format!(
+                "model blob ({} bytes) and draft blob ({draft_len} bytes) are too big for board {}: {room} bytes of its flash are room for blobs",
+                blob.len(),
+                board.name
+            ));
+        }
         if blob.len() > room {
             fail(&format!(
                 "model blob {} is {} bytes, too big for board {}: its flash is {} bytes, of which {} bytes are room \
@@ -216,7 +292,9 @@ fn main() {
                 CODE_RESERVE
             ));
         }
-        let ram_needed = arena_bytes + text_bytes + OTHER_STATIC + STACK_RESERVE;
+        let stack_reserve = STACK_RESERVE + if spec_k > 0 { SPEC_STACK_EXTRA } else { 0 };
+        let ram_needed =
+            arena_bytes + draft_arena_bytes + text_bytes + OTHER_STATIC + stack_reserve;
         if ram_needed > ram_bytes {
             let p = plan.unwrap_or(runtime::memory::MemoryPlan {
                 kv_cache_bytes: 0,
@@ -225,7 +303,7 @@ fn main() {
             });
             fail(&format!(
                 "model needs {} bytes of RAM at context {context} with a {kv_name} KV cache (KV cache {}, scratch {}, \
-                 text {text_bytes}, other static {OTHER_STATIC}, stack {STACK_RESERVE}), board {} has {} bytes. \
+                 text {text_bytes}, draft arena {draft_arena_bytes}, other static {OTHER_STATIC}, stack {stack_reserve}), board {} has {} bytes. \
                  Lower THINKLING_CONTEXT or use THINKLING_KV=f16.",
                 ram_needed, p.kv_cache_bytes, p.scratch_bytes, board.name, ram_bytes
             ));
@@ -276,6 +354,16 @@ fn main() {
         "pub const SCRATCH_BYTES: usize = {};",
         plan.map_or(0, |p| p.scratch_bytes)
     );
+    let _ = writeln!(w, "pub const SPEC_K: usize = {spec_k};");
+    let _ = writeln!(
+        w,
+        "pub const DRAFT_ARENA_BYTES: usize = {draft_arena_bytes};"
+    );
+    let _ = writeln!(
+        w,
+        "pub const DRAFT_MODEL_BYTES: usize = {};",
+        draft_blob.as_ref().map_or(0, Vec::len)
+    );
     fs::write(out.join("settings.rs"), s)
         .unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
 
@@ -288,4 +376,14 @@ fn main() {
     );
     fs::write(out.join("model.rs"), model_rs)
         .unwrap_or_else(|e| fail(&format!("writing model.rs: {e}")));
+    let draft_rs = match (&draft_path, &draft_blob) {
+        (Some(p), Some(b)) => format!(
+            "pub static DRAFT: Aligned<[u8; {}]> = Aligned(*include_bytes!({:?}));\n",
+            b.len(),
+            p.display().to_string()
+        ),
+        _ => "pub static DRAFT: Aligned<[u8; 0]> = Aligned([]);\n".to_owned(),
+    };
+    fs::write(out.join("draft.rs"), draft_rs)
+        .unwrap_or_else(|e| fail(&format!("writing draft.rs: {e}")));
 }

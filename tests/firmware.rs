@@ -117,6 +117,16 @@ const DEFAULT_SETTINGS: Settings<'static> = Settings {
 /// Builds the firmware with `model` embedded; on success returns a private
 /// copy of the ELF.
 fn build_firmware(model: &Path, s: &Settings<'_>, out_dir: &Path) -> (Output, Option<PathBuf>) {
+    build_firmware_env(model, s, out_dir, &[])
+}
+
+/// [`build_firmware`] with extra build environment (e.g. a draft model).
+fn build_firmware_env(
+    model: &Path,
+    s: &Settings<'_>,
+    out_dir: &Path,
+    extra_env: &[(&str, String)],
+) -> (Output, Option<PathBuf>) {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -140,8 +150,13 @@ fn build_firmware(model: &Path, s: &Settings<'_>, out_dir: &Path) -> (Output, Op
         .env("DEFMT_LOG", "info")
         .env_remove("THINKLING_THINK_BUDGET")
         .env_remove("THINKLING_TEXT_BYTES")
+        .env_remove("THINKLING_DRAFT_MODEL")
+        .env_remove("THINKLING_SPEC_K")
         // RUSTFLAGS would replace the config's link arguments.
         .env_remove("RUSTFLAGS");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
     if s.board != "qemu" {
         cmd.args([
             "--no-default-features",
@@ -263,6 +278,62 @@ fn firmware_generates_the_host_tokens_under_qemu() {
         );
     }
     assert!(log.contains("summary:"), "no summary line; log:\n{log}");
+}
+
+/// Speculative decoding on the board (THINKLING_DRAFT_MODEL): a q8 target
+/// with the same weights quantized to q4 as its draft. The tokens must be the
+/// host's target-only greedy tokens; the log compares instructions per token.
+#[test]
+fn speculative_firmware_generates_the_target_tokens_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // An LM head of its own: with tied random embeddings every model just
+    // repeats its input token and any draft would be right.
+    let config = ModelConfig {
+        tied_embeddings: false,
+        ..small()
+    };
+    let target = random_blob(config, DType::Q8, 7);
+    let draft = random_blob(config, DType::Q4, 7);
+    let (tp, dp) = (dir.path().join("target.bin"), dir.path().join("draft.bin"));
+    std::fs::write(&tp, &target).unwrap();
+    std::fs::write(&dp, &draft).unwrap();
+    let s = Settings {
+        max_new_tokens: 60,
+        ..DEFAULT_SETTINGS
+    };
+    let env = [
+        ("THINKLING_DRAFT_MODEL", dp.display().to_string()),
+        ("THINKLING_SPEC_K", "3".to_string()),
+    ];
+    let (out, elf) = build_firmware_env(&tp, &s, dir.path(), &env);
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
+    let expected = host_tokens(&target, &s);
+    let got = firmware_tokens(&log, s.prompts.len());
+    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert!(
+            !expected.is_empty(),
+            "the host generated nothing for prompt {p}"
+        );
+        assert_eq!(
+            got, expected,
+            "prompt {p}: speculative firmware tokens differ from the host's target alone; log:\n{log}"
+        );
+    }
+    let spec_lines: Vec<&str> = log.lines().filter(|l| l.contains(" spec ")).collect();
+    assert_eq!(spec_lines.len(), s.prompts.len(), "log:\n{log}");
+    for line in spec_lines.iter().chain(
+        log.lines()
+            .filter(|l| l.contains("summary:"))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        println!("{line}");
+    }
 }
 
 #[test]

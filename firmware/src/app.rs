@@ -21,8 +21,10 @@ pub struct Aligned<T: ?Sized>(pub T);
 
 // `MODEL`: the blob, from THINKLING_MODEL at build time.
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
+// `DRAFT`: the draft blob of THINKLING_DRAFT_MODEL (empty without one).
+include!(concat!(env!("OUT_DIR"), "/draft.rs"));
 
-fn span_name(span: Span) -> &'static str {
+pub(crate) fn span_name(span: Span) -> &'static str {
     match span {
         Span::Prompt => "prompt",
         Span::Think => "think",
@@ -31,7 +33,7 @@ fn span_name(span: Span) -> &'static str {
     }
 }
 
-fn stop_name(stop: StopReason) -> &'static str {
+pub(crate) fn stop_name(stop: StopReason) -> &'static str {
     match stop {
         StopReason::Eos => "eos",
         StopReason::TokenLimit => "token-limit",
@@ -45,6 +47,7 @@ fn main() -> ! {
     // arena and text buffer are plain .bss, sized by build.rs, no heap.
     static mut ARENA: Aligned<[u8; ARENA_BYTES]> = Aligned([0; ARENA_BYTES]);
     static mut TEXT: [u8; TEXT_BYTES] = [0; TEXT_BYTES];
+    static mut DRAFT_ARENA: Aligned<[u8; DRAFT_ARENA_BYTES]> = Aligned([0; DRAFT_ARENA_BYTES]);
 
     board::paint_stack();
     let Some(core) = cortex_m::Peripherals::take() else {
@@ -101,13 +104,6 @@ fn main() -> ! {
         RAM_BYTES
     );
 
-    let mut session = match Session::new(&model, &mut ARENA.0[..], CONTEXT, KV) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("session error: {}", Display2Format(&e));
-            board::exit(exit_code::ENGINE)
-        }
-    };
     let cfg = GenerateConfig {
         // Greedy: the tests compare the tokens with the host's one for one.
         sampler: SamplerConfig {
@@ -118,6 +114,23 @@ fn main() -> ! {
         },
         max_new_tokens: MAX_NEW_TOKENS,
         think_budget: THINK_BUDGET,
+    };
+    if SPEC_K > 0 {
+        crate::spec::run(
+            &model,
+            &mut ARENA.0[..],
+            &mut DRAFT_ARENA.0[..],
+            &mut TEXT[..],
+            &cfg,
+            &mut counter,
+        );
+    }
+    let mut session = match Session::new(&model, &mut ARENA.0[..], CONTEXT, KV) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("session error: {}", Display2Format(&e));
+            board::exit(exit_code::ENGINE)
+        }
     };
 
     let mut total_tokens = 0usize;

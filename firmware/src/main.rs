@@ -20,6 +20,8 @@ mod settings {
 mod app;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod board;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+mod spec;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -1,0 +1,181 @@
+//! Speculative decoding on the board (`THINKLING_DRAFT_MODEL`): every prompt
+//! runs with the draft proposing `SPEC_K` tokens per target pass, streaming
+//! the same `token` lines as the plain run, then once more with the target
+//! alone (not streamed) so the `spec` line compares the cost per token.
+
+use crate::app::{span_name, stop_name, DRAFT};
+use crate::board::{self, exit_code, Counter};
+use crate::settings::*;
+use defmt::{error, info, Display2Format};
+use runtime::generate::{generate, GenerateConfig, Span, TokenEvent};
+use runtime::model::Model;
+use runtime::session::Session;
+use runtime::speculative::generate_speculative;
+
+/// Decode cost per token after the first (which carries the prefill).
+fn per_token(total: u64, first: u64, generated: usize) -> u64 {
+    if generated > 1 {
+        (total - first) / (generated as u64 - 1)
+    } else {
+        0
+    }
+}
+
+pub fn run(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    draft_arena: &mut [u8],
+    text: &mut [u8],
+    cfg: &GenerateConfig,
+    counter: &mut Counter,
+) -> ! {
+    let draft = match Model::from_blob(&DRAFT.0) {
+        Ok(m) => m,
+        Err(e) => {
+            error!("draft blob error: {}", Display2Format(&e));
+            board::exit(exit_code::BLOB)
+        }
+    };
+    let d = draft.config();
+    info!(
+        "speculative: k {=usize}, draft {=usize} bytes (dim {=u32}, layers {=u32}), draft arena {=usize} bytes",
+        SPEC_K,
+        DRAFT_MODEL_BYTES,
+        d.dim,
+        d.n_layers,
+        DRAFT_ARENA_BYTES
+    );
+    let mut target = match Session::with_batch(model, arena, CONTEXT, KV, SPEC_K + 1) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("session error: {}", Display2Format(&e));
+            board::exit(exit_code::ENGINE)
+        }
+    };
+    let mut draft_session = match Session::with_batch(&draft, draft_arena, CONTEXT, KV, SPEC_K + 1)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            error!("draft session error: {}", Display2Format(&e));
+            board::exit(exit_code::ENGINE)
+        }
+    };
+    let (mut spec_tokens, mut spec_cost, mut plain_tokens, mut plain_cost) =
+        (0usize, 0u64, 0usize, 0u64);
+    for (i, prompt) in PROMPTS.iter().enumerate() {
+        info!("prompt {=usize}: {=str}", i, prompt);
+        let mut resumed = counter.now();
+        let (mut total, mut first, mut generated) = (0u64, 0u64, 0usize);
+        let result = generate_speculative(
+            &mut target,
+            &mut draft_session,
+            prompt,
+            cfg,
+            SPEC_K,
+            text,
+            &mut |ev: &TokenEvent| {
+                let cost = counter.now() - resumed;
+                if !matches!(ev.span, Span::Prompt) {
+                    if generated == 0 {
+                        first = cost;
+                    }
+                    total += cost;
+                    generated += 1;
+                }
+                info!(
+                    "token {=usize} {=u32} {=str} {=u64} {:?}",
+                    i,
+                    ev.id,
+                    span_name(ev.span),
+                    cost,
+                    ev.text
+                );
+                resumed = counter.now();
+            },
+        );
+        let (g, stats) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                error!(
+                    "generation error on prompt {=usize}: {}",
+                    i,
+                    Display2Format(&e)
+                );
+                board::exit(exit_code::ENGINE)
+            }
+        };
+        info!("think: {=str}", g.think);
+        info!("answer: {=str}", g.answer);
+        let spec = per_token(total, first, generated);
+        let (prompt_tokens, generated_tokens, stop, hit) = (
+            g.prompt_tokens,
+            g.generated_tokens,
+            g.stop,
+            g.think_budget_hit,
+        );
+        // The same prompt with the target alone, for the comparison.
+        let start = counter.now();
+        let mut first_plain = 0u64;
+        let mut n_plain = 0usize;
+        let plain = generate(&mut target, prompt, cfg, text, &mut |ev: &TokenEvent| {
+            if n_plain == 0 && !matches!(ev.span, Span::Prompt) {
+                first_plain = counter.now() - start;
+            }
+            n_plain += 1;
+        });
+        let plain_total = counter.now() - start;
+        if let Err(e) = plain {
+            error!(
+                "generation error on prompt {=usize}: {}",
+                i,
+                Display2Format(&e)
+            );
+            board::exit(exit_code::ENGINE)
+        }
+        let alone = per_token(plain_total, first_plain, n_plain);
+        info!(
+            "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token",
+            i,
+            prompt_tokens,
+            generated_tokens,
+            stop_name(stop),
+            hit,
+            first,
+            spec,
+            board::COUNT_UNIT
+        );
+        info!(
+            "spec {=usize}: k {=usize}, accepted {=usize} of {=usize} proposed, {=usize} target passes; {=u64} {=str} per token speculative, {=u64} target alone",
+            i,
+            SPEC_K,
+            stats.accepted,
+            stats.proposed,
+            stats.target_passes,
+            spec,
+            board::COUNT_UNIT,
+            alone
+        );
+        spec_tokens += generated.saturating_sub(1);
+        spec_cost += total - first;
+        plain_tokens += n_plain.saturating_sub(1);
+        plain_cost += plain_total - first_plain;
+    }
+    let stack = board::stack_high_water();
+    let statics = RAM_BYTES - board::stack_room();
+    let mean = |c: u64, n: usize| if n > 0 { c / n as u64 } else { 0 };
+    info!(
+        "summary: {=usize} decoded tokens, {=u64} {=str} per token speculative (k {=usize}), {=u64} target alone; RAM: static {=usize} bytes (arenas {=usize} + {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
+        spec_tokens,
+        mean(spec_cost, spec_tokens),
+        board::COUNT_UNIT,
+        SPEC_K,
+        mean(plain_cost, plain_tokens),
+        statics,
+        ARENA_BYTES,
+        DRAFT_ARENA_BYTES,
+        stack,
+        statics + stack,
+        RAM_BYTES
+    );
+    board::exit(exit_code::OK)
+}
