@@ -355,6 +355,7 @@ fn main() {
         plan.map_or(0, |p| p.scratch_bytes)
     );
     let _ = writeln!(w, "pub const SPEC_K: usize = {spec_k};");
+    let _ = writeln!(w, "pub const SPECULATIVE: bool = {};", spec_k > 0);
     let _ = writeln!(
         w,
         "pub const DRAFT_ARENA_BYTES: usize = {draft_arena_bytes};"

@@ -115,7 +115,7 @@ fn main() -> ! {
         max_new_tokens: MAX_NEW_TOKENS,
         think_budget: THINK_BUDGET,
     };
-    if SPEC_K > 0 {
+    if SPECULATIVE {
         crate::spec::run(
             &model,
             &mut ARENA.0[..],

@@ -632,6 +632,7 @@ const A: u32 = special::FIRST_BYTE + b'a' as u32;
 const Q: u32 = special::FIRST_BYTE + b'q' as u32;
 const FOUR: u32 = special::FIRST_BYTE + b'4' as u32;
 
+#[allow(clippy::type_complexity)]
 fn run_generate(
     blob: &[u8],
     cfg: GenerateConfig,
