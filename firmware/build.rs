@@ -247,7 +247,7 @@ fn main() {
         }
     }
     let draft_arena_bytes = draft_config.map_or(0, |d| {
-        runtime::memory::plan_speculative(&d, context, kv, spec_k).total_bytes
+        runtime::memory::plan_draft(&d, context, kv, spec_k).total_bytes
     });
     let plan = config.map(|c| {
         if spec_k > 0 {

@@ -52,8 +52,7 @@ pub fn run(
             board::exit(exit_code::ENGINE)
         }
     };
-    let mut draft_session = match Session::with_batch(&draft, draft_arena, CONTEXT, KV, SPEC_K + 1)
-    {
+    let mut draft_session = match Session::draft(&draft, draft_arena, CONTEXT, KV, SPEC_K) {
         Ok(s) => s,
         Err(e) => {
             error!("draft session error: {}", Display2Format(&e));

@@ -6,6 +6,7 @@
 //!     [--k 1,2,4,6] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16]
 //!     [--temperature T] [--seed S] [--min-secs S]
 //! cargo run ... --example speculative -- TARGET.bin --draft-layers N [...]   # early-exit draft: the target's first N layers
+//! cargo run ... --example speculative -- TARGET.bin --draft-layers N --write-draft OUT.bin   # only write that draft
 //! cargo run ... --example speculative -- --shape tiny|small [...]           # random q8 target, its first layer as draft
 //! ```
 //! Every configuration repeats all prompts for at least `--min-secs` seconds
@@ -13,8 +14,8 @@
 //! equal the target's own.
 
 use runtime::{
-    generate, generate_speculative, plan, plan_speculative, testing, DType, GenerateConfig,
-    KvDType, Model, SamplerConfig, Session,
+    generate, generate_speculative, plan, plan_draft, plan_speculative, testing, DType,
+    GenerateConfig, KvDType, Model, SamplerConfig, Session,
 };
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,7 @@ fn main() {
     let (mut max_tokens, mut context, mut kv) = (200usize, None, KvDType::F32);
     let mut sampler = SamplerConfig::GREEDY;
     let mut min_secs = 1.0f64;
+    let mut write_draft = None;
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -79,6 +81,7 @@ fn main() {
             "--temperature" => sampler.temperature = value().parse().unwrap_or_else(|_| usage()),
             "--seed" => sampler.seed = value().parse().unwrap_or_else(|_| usage()),
             "--min-secs" => min_secs = value().parse().unwrap_or_else(|_| usage()),
+            "--write-draft" => write_draft = Some(value()),
             s if !s.starts_with("--") => positional.push(s.to_owned()),
             _ => usage(),
         }
@@ -108,6 +111,11 @@ fn main() {
         }
         _ => usage(),
     };
+    if let Some(out) = write_draft {
+        std::fs::write(&out, &draft_blob).unwrap_or_else(|e| fail(format!("writing {out}: {e}")));
+        println!("wrote {out} ({} bytes): {label}", draft_blob.len());
+        return;
+    }
     let tm = Model::from_blob(&target_blob).unwrap_or_else(|e| fail(e));
     let dm = Model::from_blob(&draft_blob).unwrap_or_else(|e| fail(e));
     let context = context.unwrap_or(tm.config().max_seq_len as usize);
@@ -169,11 +177,10 @@ fn main() {
     println!("k  same-tokens  acceptance  tokens/target-pass  tok/s  speedup  check-pass/forward");
     for &k in &ks {
         let mut ta = vec![0u8; plan_speculative(tm.config(), context, kv, k).total_bytes];
-        let mut da = vec![0u8; plan_speculative(dm.config(), context, kv, k).total_bytes];
+        let mut da = vec![0u8; plan_draft(dm.config(), context, kv, k).total_bytes];
         let mut ts =
             Session::with_batch(&tm, &mut ta, context, kv, k + 1).unwrap_or_else(|e| fail(e));
-        let mut ds =
-            Session::with_batch(&dm, &mut da, context, kv, k + 1).unwrap_or_else(|e| fail(e));
+        let mut ds = Session::draft(&dm, &mut da, context, kv, k).unwrap_or_else(|e| fail(e));
         let (secs, (outs, stats)) = timed(min, || {
             let mut total = runtime::SpecStats::default();
             let outs = prompts

@@ -49,7 +49,7 @@ pub use format::{DType, ModelConfig, ScaleType};
 pub use generate::{
     generate, generate_ids, GenerateConfig, GenerateError, Generation, Span, StopReason, TokenEvent,
 };
-pub use memory::{plan, plan_batch, plan_speculative, KvDType, MemoryPlan};
+pub use memory::{plan, plan_batch, plan_draft, plan_speculative, KvDType, MemoryPlan};
 pub use model::Model;
 pub use sampling::{Sampler, SamplerConfig};
 pub use session::{Session, SessionError};

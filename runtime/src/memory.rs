@@ -104,25 +104,25 @@ pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
     plan_batch(config, context, kv, 0)
 }
 
-/// Element counts of the batch region of a session made with
-/// [`crate::session::Session::with_batch`]: `n` tokens' activations, logits
-/// and quantized activations, each buffer `n` rows long.
-pub(crate) fn batch_buffers(l: &Layout, n: usize) -> [usize; 13] {
+/// Byte sizes of the batch region of a session made with
+/// [`crate::session::Session::with_batch`]: `n` tokens' activations and
+/// quantized activations, and `logit_rows` logits rows.
+pub(crate) fn batch_buffers(l: &Layout, n: usize, logit_rows: usize) -> [usize; 13] {
     let rows = |e: usize| e.saturating_mul(n);
     [
-        f32s(rows(l.dim)),                    // x
-        f32s(rows(l.dim)),                    // xb
-        f32s(rows(l.dim)),                    // xb2
-        f32s(rows(l.dim)),                    // q
-        f32s(rows(l.kv_dim)),                 // k
-        f32s(rows(l.kv_dim)),                 // v
-        f32s(rows(l.hidden)),                 // gate
-        f32s(rows(l.hidden)),                 // up
-        f32s(rows(l.vocab)),                  // logits rows
-        round(rows(l.act.saturating_add(1))), // int8 activations
-        round(rows(l.act.saturating_add(1))), // the even/odd split
-        f32s(rows(l.act)),                    // activation scales
-        f32s(rows(l.act)),                    // activation group sums
+        f32s(rows(l.dim)),                        // x
+        f32s(rows(l.dim)),                        // xb
+        f32s(rows(l.dim)),                        // xb2
+        f32s(rows(l.dim)),                        // q
+        f32s(rows(l.kv_dim)),                     // k
+        f32s(rows(l.kv_dim)),                     // v
+        f32s(rows(l.hidden)),                     // gate
+        f32s(rows(l.hidden)),                     // up
+        f32s(l.vocab.saturating_mul(logit_rows)), // logits rows
+        round(rows(l.act.saturating_add(1))),     // int8 activations
+        round(rows(l.act.saturating_add(1))),     // the even/odd split
+        f32s(rows(l.act)),                        // activation scales
+        f32s(rows(l.act)),                        // activation group sums
     ]
 }
 
@@ -132,6 +132,18 @@ pub(crate) fn batch_buffers(l: &Layout, n: usize) -> [usize; 13] {
 /// 2 · batch · (act + 1)` bytes, each buffer rounded up to 16). `batch == 0`
 /// is exactly [`plan`].
 pub fn plan_batch(config: &ModelConfig, context: usize, kv: KvDType, batch: usize) -> MemoryPlan {
+    plan_rows(config, context, kv, batch, batch)
+}
+
+/// The plan of a session with a batch capacity of `batch` tokens and
+/// `max(batch, logit_rows)` logits rows.
+pub(crate) fn plan_rows(
+    config: &ModelConfig,
+    context: usize,
+    kv: KvDType,
+    batch: usize,
+    logit_rows: usize,
+) -> MemoryPlan {
     let l = Layout::new(config, context);
     let kv_cache_bytes = round(l.kv_elems.saturating_mul(kv.bytes())).saturating_mul(2);
     let scratch = [
@@ -157,7 +169,7 @@ pub fn plan_batch(config: &ModelConfig, context: usize, kv: KvDType, batch: usiz
     ];
     let scratch_bytes = scratch
         .iter()
-        .chain(batch_buffers(&l, batch).iter())
+        .chain(batch_buffers(&l, batch, batch.max(logit_rows)).iter())
         .fold(0usize, |a, b| a.saturating_add(*b));
     MemoryPlan {
         kv_cache_bytes,
@@ -168,10 +180,17 @@ pub fn plan_batch(config: &ModelConfig, context: usize, kv: KvDType, batch: usiz
     }
 }
 
-/// Arena bytes of each session of speculative decoding with `k` draft tokens
-/// per step ([`crate::speculative::generate_speculative`]): the target checks
-/// `k + 1` tokens per pass and the draft keeps `k` distributions, so both are
-/// [`plan_batch`] with `k + 1`.
+/// Arena bytes of the target session of speculative decoding with `k` draft
+/// tokens per step ([`crate::speculative::generate_speculative`]): it checks
+/// `k + 1` tokens per pass, so this is [`plan_batch`] with `k + 1`.
 pub fn plan_speculative(config: &ModelConfig, context: usize, kv: KvDType, k: usize) -> MemoryPlan {
     plan_batch(config, context, kv, k.saturating_add(1))
+}
+
+/// Arena bytes of the draft session ([`crate::session::Session::draft`]):
+/// [`plan`] plus `k` logits rows (`4 · k · vocab` bytes, rounded), where
+/// sampling keeps the draft's distributions for the acceptance test. The
+/// draft runs one token at a time, so it needs no batch activations.
+pub fn plan_draft(config: &ModelConfig, context: usize, kv: KvDType, k: usize) -> MemoryPlan {
+    plan_rows(config, context, kv, 0, k)
 }

@@ -179,6 +179,31 @@ impl<'m, 'a> Session<'m, 'a> {
         kv: KvDType,
         batch: usize,
     ) -> Result<Self, SessionError> {
+        Self::with_rows(model, arena, context, kv, batch, batch)
+    }
+
+    /// The draft session of speculative decoding with `k` draft tokens per
+    /// step: [`Self::new`] plus `k` logits rows (no batched pass); the arena
+    /// needs [`memory::plan_draft`]`(.., k).total_bytes`.
+    pub fn draft(
+        model: &'m Model<'a>,
+        arena: &'m mut [u8],
+        context: usize,
+        kv: KvDType,
+        k: usize,
+    ) -> Result<Self, SessionError> {
+        Self::with_rows(model, arena, context, kv, 0, k)
+    }
+
+    fn with_rows(
+        model: &'m Model<'a>,
+        arena: &'m mut [u8],
+        context: usize,
+        kv: KvDType,
+        batch: usize,
+        logit_rows: usize,
+    ) -> Result<Self, SessionError> {
+        let logit_rows = logit_rows.max(batch);
         let c = *model.config();
         if context == 0 {
             return Err(SessionError::ZeroContext);
@@ -189,7 +214,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 max: c.max_seq_len as usize,
             });
         }
-        let plan = memory::plan_batch(&c, context, kv, batch);
+        let plan = memory::plan_rows(&c, context, kv, batch, logit_rows);
         let available = arena.len();
         let too_small = SessionError::ArenaTooSmall {
             needed: plan.total_bytes,
@@ -236,7 +261,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let tokens =
             carve::<u32>(&mut rest, memory::f32s(l.context), l.context).ok_or(too_small)?;
         let [bx, bxb, bxb2, bq, bk, bv, bhb, bhb2, blogits, bact_q, bact_split, bact_scales, bact_sums] =
-            memory::batch_buffers(&l, batch);
+            memory::batch_buffers(&l, batch, logit_rows);
         let n = batch;
         let mut f32s = |bytes: usize, e: usize| {
             carve::<f32>(&mut rest, bytes, e.saturating_mul(n)).ok_or(too_small)
@@ -249,7 +274,8 @@ impl<'m, 'a> Session<'m, 'a> {
         let bv = f32s(bv, l.kv_dim)?;
         let bhb = f32s(bhb, l.hidden)?;
         let bhb2 = f32s(bhb2, l.hidden)?;
-        let blogits = f32s(blogits, l.vocab)?;
+        let blogits = carve::<f32>(&mut rest, blogits, l.vocab.saturating_mul(logit_rows))
+            .ok_or(too_small)?;
         let bact_scales_n = bact_scales;
         let per_q = (l.act + 1).saturating_mul(n);
         let per_s = l.act.saturating_mul(n);
@@ -376,6 +402,12 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Tokens one [`Self::forward_batch`] pass can take (0 for [`Self::new`]).
     pub fn batch_capacity(&self) -> usize {
         self.batch.n
+    }
+
+    /// Logits rows of the batch region (the batch capacity, or `k` for
+    /// [`Self::draft`]).
+    pub fn logit_rows(&self) -> usize {
+        self.batch.logits.len() / self.logits.len().max(1)
     }
 
     /// Runs `tokens` from `pos()` on in one pass and returns the logits after

@@ -61,8 +61,10 @@ pub enum SpeculativeError {
     TokenizerMismatch {
         what: &'static str,
     },
-    /// `k` is 0, above [`MAX_K`], or a session's batch capacity is below
-    /// `k + 1` (create both with [`crate::memory::plan_speculative`]).
+    /// `k` is 0, above [`MAX_K`], the target's batch capacity is below
+    /// `k + 1` or the draft has fewer than `k` logits rows (create them with
+    /// [`Session::with_batch`] / [`crate::memory::plan_speculative`] and
+    /// [`Session::draft`] / [`crate::memory::plan_draft`]).
     BadK {
         k: usize,
         max: usize,
@@ -161,9 +163,10 @@ pub fn check_tokenizers(
 /// think budget, stop reasons, spans, streaming and text buffer, and (greedy)
 /// the same tokens as the target alone. Each step the draft proposes up to
 /// `k` tokens and the target checks them in one [`Session::forward_batch`].
-/// Both sessions need a batch capacity of `k + 1`
-/// ([`Session::with_batch`], [`crate::memory::plan_speculative`]); the
-/// draft's context must be at least the target's.
+/// The target needs a batch capacity of `k + 1` ([`Session::with_batch`],
+/// [`crate::memory::plan_speculative`]), the draft `k` logits rows
+/// ([`Session::draft`], [`crate::memory::plan_draft`]); the draft's context
+/// must be at least the target's.
 pub fn generate_speculative<'t>(
     target: &mut Session<'_, '_>,
     draft: &mut Session<'_, '_>,
@@ -176,7 +179,7 @@ pub fn generate_speculative<'t>(
     check_tokenizers(target.model(), draft.model())?;
     let max = MAX_K
         .min(target.batch_capacity().saturating_sub(1))
-        .min(draft.batch_capacity().saturating_sub(1));
+        .min(draft.logit_rows());
     if k == 0 || k > max {
         return Err(SpeculativeError::BadK { k, max });
     }

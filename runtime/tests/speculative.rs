@@ -5,7 +5,7 @@
 use runtime::blob::{self, TensorRecords};
 use runtime::format::{special, DType, ModelConfig, ScaleType, TensorKind, TokenizerData};
 use runtime::generate::{generate, GenerateConfig, Span, StopReason};
-use runtime::memory::{plan, plan_batch, plan_speculative, KvDType};
+use runtime::memory::{plan, plan_batch, plan_draft, plan_speculative, KvDType};
 use runtime::model::Model;
 use runtime::sampling::SamplerConfig;
 use runtime::session::{Session, SessionError};
@@ -72,9 +72,9 @@ fn speculative(
     let dm = Model::from_blob(draft).unwrap();
     let context = CONTEXT.min(tm.config().max_seq_len as usize);
     let mut ta = vec![0u8; plan_speculative(tm.config(), context, KvDType::F32, k).total_bytes];
-    let mut da = vec![0u8; plan_speculative(dm.config(), context, KvDType::F32, k).total_bytes];
+    let mut da = vec![0u8; plan_draft(dm.config(), context, KvDType::F32, k).total_bytes];
     let mut ts = Session::with_batch(&tm, &mut ta, context, KvDType::F32, k + 1).unwrap();
-    let mut ds = Session::with_batch(&dm, &mut da, context, KvDType::F32, k + 1).unwrap();
+    let mut ds = Session::draft(&dm, &mut da, context, KvDType::F32, k).unwrap();
     let mut events = vec![];
     let mut text = [0u8; 512];
     let (g, stats) = generate_speculative(&mut ts, &mut ds, prompt, cfg, k, &mut text, &mut |e| {
@@ -185,6 +185,20 @@ fn forward_batch_errors() {
     for start in 0..16 {
         let arena = &mut exact[start..start + need];
         assert!(Session::with_batch(&model, arena, 64, KvDType::F16, 5).is_ok());
+    }
+    // The draft's plan: k logits rows, no batch activations.
+    let need = plan_draft(&config, 64, KvDType::F16, 3).total_bytes;
+    assert_eq!(
+        need - plan(&config, 64, KvDType::F16).total_bytes,
+        3 * 512 * 4
+    );
+    let mut small = vec![0u8; need - 1];
+    assert!(Session::draft(&model, &mut small, 64, KvDType::F16, 3).is_err());
+    let mut exact = vec![0u8; need + 15];
+    for start in 0..16 {
+        let arena = &mut exact[start..start + need];
+        let s = Session::draft(&model, arena, 64, KvDType::F16, 3).unwrap();
+        assert_eq!((s.batch_capacity(), s.logit_rows()), (0, 3));
     }
 }
 
@@ -331,9 +345,9 @@ fn caches_roll_back_to_a_fresh_state() {
     let dm = Model::from_blob(&draft).unwrap();
     let k = 5;
     let mut ta = vec![0u8; plan_speculative(tm.config(), CONTEXT, KvDType::F16, k).total_bytes];
-    let mut da = vec![0u8; plan_speculative(dm.config(), CONTEXT, KvDType::F16, k).total_bytes];
+    let mut da = vec![0u8; plan_draft(dm.config(), CONTEXT, KvDType::F16, k).total_bytes];
     let mut ts = Session::with_batch(&tm, &mut ta, CONTEXT, KvDType::F16, k + 1).unwrap();
-    let mut ds = Session::with_batch(&dm, &mut da, CONTEXT, KvDType::F16, k + 1).unwrap();
+    let mut ds = Session::draft(&dm, &mut da, CONTEXT, KvDType::F16, k).unwrap();
     let cfg = GenerateConfig {
         max_new_tokens: 40,
         ..Default::default()
