@@ -12,16 +12,18 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// All four built-in tasks. Word problems get twice the weight of each
-    /// arithmetic task: they are the hardest (copying numbers out of text,
-    /// chaining two or three operations), and they also exercise the add,
-    /// sub and mul column steps, so the arithmetic keeps being practised.
+    /// All four built-in tasks: add 1, sub 1, mul 2, word 2. Word problems
+    /// are the hardest (copying numbers out of text, chaining two or three
+    /// operations) and multiplication is learnt last (its column step is a
+    /// 720-case table plus a carry); addition and subtraction reach 100 %
+    /// held out long before either (measured on the default run), so the
+    /// two slow tasks get twice the samples.
     pub fn default_mix() -> Mix {
         Mix {
             tasks: vec![
                 (TaskKind::Add, 1.0),
                 (TaskKind::Sub, 1.0),
-                (TaskKind::Mul, 1.0),
+                (TaskKind::Mul, 2.0),
                 (TaskKind::Word, 2.0),
             ],
         }
@@ -240,8 +242,8 @@ mod tests {
             vec![
                 (TaskKind::Add, 2),
                 (TaskKind::Sub, 2),
-                (TaskKind::Mul, 2),
-                (TaskKind::Word, 4)
+                (TaskKind::Mul, 3),
+                (TaskKind::Word, 3)
             ]
         );
     }
