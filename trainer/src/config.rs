@@ -87,7 +87,7 @@ impl TrainConfig {
             rope_theta: 10000.0,
             tied_embeddings: true,
             seed: 1,
-            steps: 3000,
+            steps: 4500,
             batch_size: 32,
             lr: 3e-3,
             min_lr_ratio: 0.1,
