@@ -27,11 +27,80 @@ pub enum Command {
     Sample(SampleArgs),
     /// Measure training throughput (forward + backward + optimizer step).
     Bench(BenchArgs),
+    /// Preference optimisation (DPO) on the model's own sampled reasoning traces.
+    Dpo(DpoArgs),
+    /// Does thinking help? Equal-token runs with and without thinking, and a think-budget sweep.
+    Ablate(AblateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DpoArgs {
+    /// Run directory of the starting (and reference) model.
+    pub dir: PathBuf,
+    /// Traces sampled per prompt.
+    #[arg(long, default_value_t = 4)]
+    pub samples: usize,
+    /// DPO β.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 100)]
+    pub steps: u64,
+    /// Learning rate (constant after a 10 % warmup).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Preference pairs per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Output run directory (default: DIR-dpo).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Training-split prompts to sample.
+    #[arg(long, default_value_t = 256)]
+    pub prompts: usize,
+    /// Held-out problems for the before/after evaluation (0: skip).
+    #[arg(long, default_value_t = 500)]
+    pub eval_n: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Compute threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct AblateArgs {
+    /// Steps of the thinking variants (the default run's 3000 for the full ablation).
+    #[arg(long, default_value_t = 3000)]
+    pub steps: u64,
+    /// Output directory.
+    #[arg(long, default_value = "runs/ablate")]
+    pub out: PathBuf,
+    /// Held-out problems per evaluation.
+    #[arg(long, default_value_t = 500)]
+    pub eval_n: usize,
+    /// Model of the think-budget sweep (default: the ablation's α = 0.5 run).
+    #[arg(long)]
+    pub budget_model: Option<PathBuf>,
+    /// Think budgets to sweep (an unlimited run is always added).
+    #[arg(long, value_delimiter = ',', default_value = "0,8,16,32,64")]
+    pub budgets: Vec<usize>,
+    /// Only the think-budget sweep (needs --budget-model).
+    #[arg(long)]
+    pub budgets_only: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Compute threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// Starting configuration: `default` or `smoke`.
+    /// Starting configuration: `default`, `smoke` or `draft`.
     #[arg(long, default_value = "default")]
     pub preset: String,
     /// TOML file of config keys (the field names of config.json's "train") over the preset.
@@ -114,6 +183,21 @@ pub struct TrainArgs {
     /// Skip the q8 export at the end.
     #[arg(long)]
     pub no_export: bool,
+    /// Reuse this tokenizer.json instead of training one (vocab size follows it).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Mixture of experts: experts per MoE layer (0: dense).
+    #[arg(long)]
+    pub moe_experts: Option<u32>,
+    /// Experts per token.
+    #[arg(long)]
+    pub moe_top_k: Option<u32>,
+    /// MoE layers: `all` or a comma list like `0,2`.
+    #[arg(long)]
+    pub moe_layers: Option<String>,
+    /// Weight of the load-balancing loss.
+    #[arg(long)]
+    pub moe_aux_weight: Option<f64>,
 }
 
 impl TrainArgs {
@@ -133,7 +217,12 @@ impl TrainArgs {
              context => context, lr => lr, batch => batch_size, alpha => alpha, warmup => warmup_steps,
              clip => grad_clip, weight_decay => weight_decay, beta1 => beta1, beta2 => beta2,
              dropout => dropout, eval_every => eval_every, eval_n => final_eval_n,
-             checkpoint_every => checkpoint_every, threads => threads, tasks => tasks);
+             checkpoint_every => checkpoint_every, threads => threads, tasks => tasks,
+             moe_experts => moe_experts, moe_top_k => moe_top_k, moe_layers => moe_layers,
+             moe_aux_weight => moe_aux_weight);
+        if let Some(t) = &self.tokenizer {
+            c.tokenizer = t.display().to_string();
+        }
         if !self.data.is_empty() {
             c.data = self.data.clone();
         }
@@ -167,6 +256,9 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Thinking tokens before the engine closes the thought itself.
+    #[arg(long)]
+    pub think_budget: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -2,7 +2,7 @@
 //! validation, and the model config the run records.
 
 use anyhow::{bail, Context, Result};
-use runtime::format::ModelConfig;
+use runtime::format::{ModelConfig, MoeConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,18 @@ pub struct TrainConfig {
     pub context: u32,
     pub rope_theta: f32,
     pub tied_embeddings: bool,
+    /// Mixture of experts: experts per MoE layer (0: dense FFN everywhere).
+    #[serde(default)]
+    pub moe_experts: u32,
+    /// Experts each token is routed to (softmax over the chosen k logits).
+    #[serde(default = "one")]
+    pub moe_top_k: u32,
+    /// Layers that use experts: `all` or a comma list like `0,2`.
+    #[serde(default = "all_layers")]
+    pub moe_layers: String,
+    /// Weight of the Switch load-balancing loss `N · Σ_e f_e · P_e`.
+    #[serde(default = "aux_weight")]
+    pub moe_aux_weight: f64,
     // --- optimisation ---
     pub seed: u64,
     pub steps: u64,
@@ -54,6 +66,10 @@ pub struct TrainConfig {
     pub no_think: bool,
     /// Problems sampled to train the BPE tokenizer.
     pub tokenizer_samples: usize,
+    /// An existing `tokenizer.json` to reuse instead of training one (the
+    /// vocabulary follows it); empty: train one.
+    #[serde(default)]
+    pub tokenizer: String,
     // --- bookkeeping ---
     /// Held-out accuracy every N steps (0: never).
     pub eval_every: u64,
@@ -86,6 +102,10 @@ impl TrainConfig {
             context: 256,
             rope_theta: 10000.0,
             tied_embeddings: true,
+            moe_experts: 0,
+            moe_top_k: 1,
+            moe_layers: all_layers(),
+            moe_aux_weight: aux_weight(),
             seed: 1,
             steps: 4500,
             batch_size: 32,
@@ -103,6 +123,7 @@ impl TrainConfig {
             data: Vec::new(),
             no_think: false,
             tokenizer_samples: 20_000,
+            tokenizer: String::new(),
             eval_every: 500,
             eval_n: 64,
             final_eval_n: 500,
@@ -138,12 +159,66 @@ impl TrainConfig {
         }
     }
 
+    /// A much smaller model on the default task mix, trained in a few
+    /// minutes: the draft model of speculative decoding. Train it with the
+    /// target's tokenizer (`--tokenizer runs/default/tokenizer.json`) so both
+    /// share one vocabulary.
+    pub fn draft_preset() -> Self {
+        Self {
+            preset: "draft".into(),
+            dim: 64,
+            n_layers: 2,
+            n_heads: 4,
+            n_kv_heads: 2,
+            steps: 1500,
+            batch_size: 32,
+            lr: 3e-3,
+            warmup_steps: 50,
+            eval_every: 500,
+            final_eval_n: 200,
+            ..Self::default_preset()
+        }
+    }
+
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "default" => Ok(Self::default_preset()),
             "smoke" => Ok(Self::smoke_preset()),
-            other => bail!("unknown preset {other:?} (expected default or smoke)"),
+            "draft" => Ok(Self::draft_preset()),
+            other => bail!("unknown preset {other:?} (expected default, smoke or draft)"),
         }
+    }
+
+    /// Bit `i` set: layer `i` uses experts (0 for a dense model).
+    pub fn moe_layer_mask(&self) -> Result<u64> {
+        if self.moe_experts == 0 {
+            return Ok(0);
+        }
+        let spec = self.moe_layers.trim();
+        if spec == "all" {
+            return Ok(if self.n_layers >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << self.n_layers) - 1
+            });
+        }
+        let mut mask = 0u64;
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let i: u32 = part
+                .parse()
+                .with_context(|| format!("moe_layers: {part:?} is not a layer index"))?;
+            if i >= self.n_layers || i >= 64 {
+                bail!(
+                    "moe_layers: layer {i} does not exist ({} layers)",
+                    self.n_layers
+                );
+            }
+            mask |= 1 << i;
+        }
+        if mask == 0 {
+            bail!("moe_layers {spec:?} names no layer (use `all` or e.g. `0,2`)");
+        }
+        Ok(mask)
     }
 
     /// Overlays the keys of a TOML document (flat, the field names of this
@@ -233,6 +308,26 @@ impl TrainConfig {
         if self.device != "cpu" && self.device != "cuda" {
             bail!("unknown device {:?} (expected cpu or cuda)", self.device);
         }
+        if self.moe_experts > 0 {
+            if self.moe_experts > runtime::blob::MAX_EXPERTS {
+                bail!(
+                    "moe_experts {} is above the runtime's limit of {}",
+                    self.moe_experts,
+                    runtime::blob::MAX_EXPERTS
+                );
+            }
+            if self.moe_top_k == 0 || self.moe_top_k > self.moe_experts {
+                bail!(
+                    "moe_top_k {} must be in 1..={} (moe_experts)",
+                    self.moe_top_k,
+                    self.moe_experts
+                );
+            }
+            if !(self.moe_aux_weight >= 0.0 && self.moe_aux_weight.is_finite()) {
+                bail!("moe_aux_weight must be a non-negative number");
+            }
+            self.moe_layer_mask()?;
+        }
         tasks::Mix::parse(&self.tasks)?;
         Ok(())
     }
@@ -251,9 +346,28 @@ impl TrainConfig {
             norm_eps: 1e-6,
             embedding_scale: (self.dim as f32).sqrt(),
             tied_embeddings: self.tied_embeddings,
-            moe: None,
+            moe: match self.moe_layer_mask() {
+                Ok(mask) if mask != 0 => Some(MoeConfig {
+                    n_experts: self.moe_experts,
+                    top_k: self.moe_top_k,
+                    layer_mask: mask,
+                }),
+                _ => None,
+            },
         }
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn all_layers() -> String {
+    "all".into()
+}
+
+fn aux_weight() -> f64 {
+    0.01
 }
 
 /// `config.json` of a run directory.

@@ -39,10 +39,20 @@ pub fn f32_blob(ckpt: &Checkpoint) -> Result<Vec<u8>> {
 
 /// Greedy exact match on `problems`.
 pub fn evaluate(ckpt: &Checkpoint, problems: &[Problem]) -> Result<EvalResult> {
+    evaluate_with_budget(ckpt, problems, None)
+}
+
+/// [`evaluate`] with the engine's think budget: after `budget` thinking
+/// tokens the engine closes the thought itself (`Some(0)`: no thinking).
+pub fn evaluate_with_budget(
+    ckpt: &Checkpoint,
+    problems: &[Problem],
+    budget: Option<usize>,
+) -> Result<EvalResult> {
     let blob = f32_blob(ckpt)?;
     let opts = EvalOptions {
         max_new_tokens: ckpt.config.max_seq_len as usize,
-        think_budget: None,
+        think_budget: budget,
         context: ckpt.config.max_seq_len as usize,
     };
     export::eval::evaluate_blob(&blob, problems, &opts)

@@ -1,6 +1,7 @@
 //! thinkling's trainer: BPE tokenizer, candle model with fused CPU ops,
 //! dual-loss training with AdamW, checkpoints, evaluation and sampling.
 
+pub mod ablate;
 pub mod bench;
 pub mod bpe;
 pub mod checkpoint;
@@ -8,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dpo;
 pub mod eval;
 pub mod fsutil;
 pub mod loss;

@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use trainer::cli::{Cli, Command, TrainArgs};
-use trainer::{bench, checkpoint, config::RunConfig, device, eval, sample, train};
+use trainer::{ablate, bench, checkpoint, config::RunConfig, device, dpo, eval, sample, train};
 
 fn main() {
     device::tune_allocator();
@@ -61,7 +61,7 @@ fn run() -> Result<()> {
             }
             let (_, user_held) = tasks::split_problems(user);
             let set = eval::held_out(&mix, args.n, &user_held);
-            let r = eval::evaluate(&ckpt, &set)?;
+            let r = eval::evaluate_with_budget(&ckpt, &set, args.think_budget)?;
             if args.json {
                 println!("{}", eval::to_json(&r));
             } else {
@@ -86,6 +86,62 @@ fn run() -> Result<()> {
         Command::Bench(args) => {
             device::set_threads(args.threads);
             bench::run(&args.shape, args.steps)?;
+        }
+        Command::Dpo(args) => {
+            device::set_threads(args.threads);
+            if args.steps == 0 || args.batch == 0 || args.samples < 2 {
+                anyhow::bail!("--steps and --batch must be positive and --samples at least 2");
+            }
+            let out = args.out.clone().unwrap_or_else(|| {
+                let mut name = args.dir.file_name().unwrap_or_default().to_os_string();
+                name.push("-dpo");
+                args.dir.with_file_name(name)
+            });
+            let r = dpo::run(&dpo::DpoOptions {
+                dir: args.dir.clone(),
+                out: out.clone(),
+                samples: args.samples,
+                prompts: args.prompts,
+                temperature: args.temperature,
+                settings: dpo::DpoSettings {
+                    beta: args.beta,
+                    steps: args.steps,
+                    lr: args.lr,
+                    batch_pairs: args.batch,
+                    grad_clip: 1.0,
+                    warmup: (args.steps / 10).max(1),
+                    seed: args.seed,
+                },
+                eval_n: args.eval_n,
+            })?;
+            println!(
+                "{} pairs; DPO loss {:.4} -> {:.4}, margin {:.3}; run directory {}",
+                r["pairs"],
+                r["first_loss"].as_f64().unwrap_or(f64::NAN),
+                r["final_loss"].as_f64().unwrap_or(f64::NAN),
+                r["final_margin"].as_f64().unwrap_or(f64::NAN),
+                out.display()
+            );
+            for (k, label) in [("eval_before", "before"), ("eval_after", "after")] {
+                if let Some(a) = r[k]["accuracy"].as_f64() {
+                    println!("held-out exact match {label}: {:.1}%", 100.0 * a);
+                }
+            }
+        }
+        Command::Ablate(args) => {
+            device::set_threads(args.threads);
+            if args.budgets_only && args.budget_model.is_none() {
+                anyhow::bail!("--budgets-only needs --budget-model DIR");
+            }
+            ablate::run(&ablate::AblateOptions {
+                out: args.out.clone(),
+                steps: args.steps,
+                eval_n: args.eval_n,
+                budget_model: args.budget_model.clone(),
+                budgets: args.budgets.clone(),
+                budgets_only: args.budgets_only,
+                seed: args.seed,
+            })?;
         }
     }
     Ok(())

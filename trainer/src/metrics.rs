@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-pub const HEADER: &str = "step,loss,think_loss,answer_loss,lr,tokens_per_s,accuracy";
+pub const HEADER: &str =
+    "step,loss,think_loss,answer_loss,lr,tokens_per_s,accuracy,moe_aux_loss,expert_usage";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricRow {
@@ -16,6 +17,11 @@ pub struct MetricRow {
     pub tokens_per_s: f64,
     /// Held-out exact match, only on evaluation rows.
     pub accuracy: Option<f32>,
+    /// Mean load-balancing loss of the MoE layers (NaN for dense models).
+    pub moe_aux_loss: f32,
+    /// Share of tokens per expert, `/` between experts, `;` between MoE
+    /// layers (empty for dense models).
+    pub expert_usage: String,
 }
 
 impl MetricRow {
@@ -28,20 +34,23 @@ impl MetricRow {
             }
         };
         format!(
-            "{},{},{},{},{:.6e},{:.1},{}",
+            "{},{},{},{},{:.6e},{:.1},{},{},{}",
             self.step,
             f(self.loss),
             f(self.think_loss),
             f(self.answer_loss),
             self.lr,
             self.tokens_per_s,
-            self.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default()
+            self.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default(),
+            f(self.moe_aux_loss),
+            self.expert_usage
         )
     }
 
     pub fn from_csv(line: &str) -> Option<Self> {
         let c: Vec<&str> = line.split(',').collect();
-        if c.len() != 7 {
+        // Files written before the MoE columns have 7.
+        if c.len() != 7 && c.len() != 9 {
             return None;
         }
         let f = |s: &str| {
@@ -63,6 +72,11 @@ impl MetricRow {
             } else {
                 Some(c[6].parse().ok()?)
             },
+            moe_aux_loss: match c.get(7) {
+                Some(v) => f(v)?,
+                None => f32::NAN,
+            },
+            expert_usage: c.get(8).map(|s| s.to_string()).unwrap_or_default(),
         })
     }
 }

@@ -129,6 +129,16 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         let merges = bpe::load_tokenizer(&out.join(TOKENIZER_FILE))?;
         let loaded = checkpoint::load(out, &device)?;
         (merges, Some(loaded))
+    } else if !cfg.tokenizer.is_empty() {
+        // A shared tokenizer (e.g. a draft model for speculative decoding):
+        // copied byte for byte, so both runs hold the identical file.
+        let src = Path::new(&cfg.tokenizer);
+        let merges = bpe::load_tokenizer(src)?;
+        let bytes =
+            std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+        write_atomic(&out.join(TOKENIZER_FILE), &bytes)?;
+        eprintln!("tokenizer: {} merges from {}", merges.len(), src.display());
+        (merges, None)
     } else {
         let t = Instant::now();
         let merges = train_tokenizer(cfg, &source)?;
@@ -224,14 +234,38 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     );
     bar.set_position(state.step);
     let mut window = (0usize, 0f64, 0f32, 0f32, 0f32, 0u32); // tokens, secs, loss, think, answer, n
+                                                             // MoE: summed aux loss, steps, per-layer per-expert usage sums.
+    let mut moe_window: (f64, u32, Vec<Vec<f64>>) = (0.0, 0, Vec::new());
     while state.step < end {
         let step = state.step;
         let t0 = Instant::now();
         let batch = batcher.batch(step, &device)?;
         let mut dropout = Dropout::for_step(cfg.dropout, cfg.seed, step);
-        let logits = model.forward(&batch.inputs, Some(&mut dropout))?;
+        let (logits, moe) = model.forward_with_stats(&batch.inputs, Some(&mut dropout))?;
         let parts = dual_loss(&logits, &batch.targets, &batch.weights, &batch.spans)?;
-        let mut grads = parts.loss.backward()?;
+        let mut objective = parts.loss.clone();
+        if !moe.is_empty() {
+            // Mean over the MoE layers of the Switch balance loss.
+            let mut aux = moe[0].aux.clone();
+            for m in &moe[1..] {
+                aux = (aux + &m.aux)?;
+            }
+            let aux = (aux / moe.len() as f64)?;
+            moe_window.0 += aux.to_scalar::<f32>()? as f64;
+            moe_window.1 += 1;
+            if moe_window.2.len() != moe.len() {
+                moe_window.2 = moe.iter().map(|m| vec![0f64; m.usage.len()]).collect();
+            }
+            for (acc, m) in moe_window.2.iter_mut().zip(&moe) {
+                for (a, u) in acc.iter_mut().zip(&m.usage) {
+                    *a += *u as f64;
+                }
+            }
+            if cfg.moe_aux_weight > 0.0 {
+                objective = (objective + (aux * cfg.moe_aux_weight)?)?;
+            }
+        }
+        let mut grads = objective.backward()?;
         clip_grad_norm(&mut grads, &params, cfg.grad_clip)?;
         let lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio);
         opt.step(&grads, lr)?;
@@ -273,8 +307,27 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
                 lr,
                 tokens_per_s: window.0 as f64 / window.1.max(1e-9),
                 accuracy: None,
+                moe_aux_loss: f32::NAN,
+                expert_usage: String::new(),
             };
             window = (0, 0.0, 0.0, 0.0, 0.0, 0);
+            if moe_window.1 > 0 {
+                let n = moe_window.1 as f64;
+                row.moe_aux_loss = (moe_window.0 / n) as f32;
+                row.expert_usage = moe_window
+                    .2
+                    .iter()
+                    .map(|layer| {
+                        layer
+                            .iter()
+                            .map(|u| format!("{:.3}", u / n))
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";");
+                moe_window = (0.0, 0, Vec::new());
+            }
             if eval_now {
                 let t = Instant::now();
                 let r =
@@ -294,14 +347,21 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
                     eprintln!("{line}");
                 }
             }
-            bar.set_message(format!(
+            let mut msg = format!(
                 "loss {:.3} (think {} answer {}) lr {:.2e} {:.0} tok/s",
                 row.loss,
                 fmt_loss(row.think_loss),
                 fmt_loss(row.answer_loss),
                 lr,
                 row.tokens_per_s
-            ));
+            );
+            if !row.expert_usage.is_empty() {
+                msg.push_str(&format!(
+                    " aux {:.3} experts {}",
+                    row.moe_aux_loss, row.expert_usage
+                ));
+            }
+            bar.set_message(msg);
             if !opts.progress {
                 eprintln!("step {s} {}", bar.message());
             }

@@ -168,3 +168,54 @@ fn malformed_data_names_file_and_line() {
         .to_string();
     assert!(err.contains("bad.jsonl:2"), "{err}");
 }
+
+#[test]
+fn shared_tokenizer_and_a_moe_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let cfg = TrainConfig {
+        steps: 3,
+        final_eval_n: 0,
+        ..smoke(tmp.path())
+    };
+    let a = run(&cfg, &opts(&first, false, None)).unwrap();
+    // The second run reuses the first's tokenizer (its own vocab_size and
+    // tokenizer samples are ignored) and has experts.
+    let second = tmp.path().join("second");
+    let cfg2 = TrainConfig {
+        vocab_size: 270,
+        tokenizer_samples: 3,
+        tokenizer: first.join("tokenizer.json").display().to_string(),
+        moe_experts: 4,
+        moe_top_k: 2,
+        moe_layers: "1".into(),
+        steps: 10,
+        ..cfg
+    };
+    let b = run(&cfg2, &opts(&second, false, None)).unwrap();
+    assert_eq!(
+        std::fs::read(first.join("tokenizer.json")).unwrap(),
+        std::fs::read(second.join("tokenizer.json")).unwrap()
+    );
+    assert_eq!(a.model_config.vocab_size, b.model_config.vocab_size);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["model"]["moe"],
+        serde_json::json!({"n_experts": 4, "top_k": 2, "layer_mask": 2})
+    );
+    // export reads the MoE run directory, and the runtime loads its blob.
+    let ckpt = export::load_run(&second).unwrap();
+    let blob = trainer::eval::f32_blob(&ckpt).unwrap();
+    runtime::Model::from_blob(&blob).unwrap();
+    let rows = trainer::metrics::read(&second.join("metrics.csv")).unwrap();
+    let last = rows.last().unwrap();
+    assert!(last.moe_aux_loss >= 0.99, "aux {}", last.moe_aux_loss);
+    let usage: f32 = last
+        .expert_usage
+        .split('/')
+        .map(|u| u.parse::<f32>().unwrap())
+        .sum();
+    assert!((usage - 1.0).abs() < 0.01, "{}", last.expert_usage);
+}

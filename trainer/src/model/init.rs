@@ -30,9 +30,23 @@ pub fn param_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         out.push((format!("{p}attention.wv.weight"), vec![kv, d]));
         out.push((format!("{p}attention.wo.weight"), vec![d, q]));
         out.push((format!("{p}ffn_norm.weight"), vec![d]));
-        out.push((format!("{p}feed_forward.w1.weight"), vec![h, d]));
-        out.push((format!("{p}feed_forward.w3.weight"), vec![h, d]));
-        out.push((format!("{p}feed_forward.w2.weight"), vec![d, h]));
+        match c.moe {
+            Some(m) if c.is_moe_layer(i) => {
+                let n = m.n_experts as usize;
+                out.push((format!("{p}feed_forward.router.weight"), vec![n, d]));
+                for e in 0..n {
+                    let q = format!("{p}feed_forward.experts.{e}.");
+                    out.push((format!("{q}w1.weight"), vec![h, d]));
+                    out.push((format!("{q}w3.weight"), vec![h, d]));
+                    out.push((format!("{q}w2.weight"), vec![d, h]));
+                }
+            }
+            _ => {
+                out.push((format!("{p}feed_forward.w1.weight"), vec![h, d]));
+                out.push((format!("{p}feed_forward.w3.weight"), vec![h, d]));
+                out.push((format!("{p}feed_forward.w2.weight"), vec![d, h]));
+            }
+        }
     }
     out.push(("norm.weight".to_string(), vec![d]));
     if !c.tied_embeddings {

@@ -8,9 +8,11 @@ mod block;
 mod dropout;
 mod init;
 mod mlp;
+pub mod moe;
 mod params;
 
 pub use dropout::Dropout;
+pub use moe::MoeStats;
 pub use params::Params;
 
 use crate::ops::{self, RopeTables};
@@ -65,17 +67,28 @@ impl Transformer {
 
     /// Logits `(B·T, vocab)` for token ids `(B, T)`. `dropout` is `None` at
     /// inference.
-    pub fn forward(&self, tokens: &Tensor, mut dropout: Option<&mut Dropout>) -> Result<Tensor> {
+    pub fn forward(&self, tokens: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
+        Ok(self.forward_with_stats(tokens, dropout)?.0)
+    }
+
+    /// [`Self::forward`] plus the statistics of each mixture-of-experts
+    /// layer (empty for a dense model).
+    pub fn forward_with_stats(
+        &self,
+        tokens: &Tensor,
+        mut dropout: Option<&mut Dropout>,
+    ) -> Result<(Tensor, Vec<MoeStats>)> {
         let (b, t) = tokens.dims2()?;
         let ids = tokens.flatten_all()?;
         let mut x = self
             .embedding
             .index_select(&ids, 0)?
             .affine(self.config.embedding_scale as f64, 0.0)?;
+        let mut stats = Vec::new();
         for block in &self.blocks {
-            x = block.forward(&x, b, t, &self.rope, dropout.as_deref_mut())?;
+            x = block.forward(&x, b, t, &self.rope, dropout.as_deref_mut(), &mut stats)?;
         }
         let x = ops::rms_norm(&x, &self.norm, self.config.norm_eps)?;
-        Ok(x.matmul(&self.output.t()?)?)
+        Ok((x.matmul(&self.output.t()?)?, stats))
     }
 }
