@@ -35,9 +35,13 @@ const OTHER_STATIC: usize = 2 * 1024;
 /// 100 KiB at opt-level 3; see firmware/README.md).
 const CODE_RESERVE: usize = 128 * 1024;
 
+/// Problems in the built-in tasks' format (operands zero-padded to three
+/// digits), so a model trained by the trainer answers them.
 const DEFAULT_PROMPTS: &[&str] = &[
-    "12+35=",
-    "Tom has 3 boxes of 4 apples and eats 2 apples. How many apples are left?",
+    "347+589",
+    "512-498",
+    "347*6",
+    "Mia has 23 pens. She buys 4 bags with 12 pens in each. How many pens does Mia have now?",
 ];
 
 struct Board {

@@ -9,7 +9,6 @@
 //! is set, where a missing tool is a failure.
 //!
 //! Not run by default (`--ignored`), for firmware/README.md:
-//! - `write_reference_blob` regenerates firmware/models/reference.bin;
 //! - `measure_tiny_shape` prints the instructions per token of the tiny shape.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +76,7 @@ fn tiny() -> ModelConfig {
     runtime::testing::tiny_config()
 }
 
-/// The reference blob's shape (firmware/models): small enough for quick QEMU runs.
+/// A small shape for quick QEMU runs.
 fn small() -> ModelConfig {
     ModelConfig {
         dim: 32,
@@ -417,13 +416,48 @@ fn blob_too_big_for_the_board_fails_the_build() {
     );
 }
 
-/// `cargo test --release --test firmware -- --ignored write_reference_blob`
+/// The committed reference blob (a model trained and exported by the
+/// project's pipeline, see README) reasons on the board exactly as on the
+/// host: same tokens, and every trace opens and closes its think and answer
+/// spans and ends with `<eos>`.
 #[test]
-#[ignore = "regenerates firmware/models/reference.bin"]
-fn write_reference_blob() {
-    let path = workspace().join("firmware/models/reference.bin");
-    std::fs::write(&path, random_blob(small(), DType::Q8, 1)).unwrap();
-    println!("wrote {}", path.display());
+fn reference_model_reasons_on_the_board_as_on_the_host() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = workspace().join("firmware/models/reference.bin");
+    let blob = std::fs::read(&model).expect("firmware/models/reference.bin");
+    let s = Settings {
+        board: "qemu",
+        prompts: &["347+589", "512-498", "347*6"],
+        context: 128,
+        max_new_tokens: 96,
+    };
+    let (out, elf) = build_firmware(&model, &s, dir.path());
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
+    let expected = host_tokens(&blob, &s);
+    let got = firmware_tokens(&log, s.prompts.len());
+    use runtime::format::special::{ANSWER, END_ANSWER, END_THINK, EOS, THINK};
+    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            got, expected,
+            "prompt {p}: firmware tokens differ from the host's; log:\n{log}"
+        );
+        for t in [THINK, END_THINK, ANSWER, END_ANSWER] {
+            assert!(
+                got.contains(&t),
+                "prompt {p}: token {t} missing from the trace {got:?}"
+            );
+        }
+        assert_eq!(
+            got.last(),
+            Some(&EOS),
+            "prompt {p}: the trace does not end with <eos>"
+        );
+    }
 }
 
 /// `cargo test --release --test firmware -- --ignored --nocapture measure_tiny_shape`
