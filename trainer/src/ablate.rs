@@ -37,6 +37,8 @@ pub struct AblateOptions {
     /// Skip the training variants (think-budget sweep only).
     pub budgets_only: bool,
     pub seed: u64,
+    /// Task mix of the training variants (`default` for the default mix).
+    pub tasks: String,
 }
 
 struct Variant {
@@ -111,8 +113,10 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
         final_eval_n: o.eval_n,
         checkpoint_every: 0,
         export: false,
+        tasks: o.tasks.clone(),
         ..TrainConfig::default_preset()
     };
+    base.validate()?;
     let mix = Mix::parse(&base.tasks)?;
     let tasks: Vec<String> = mix
         .builtin()
@@ -177,9 +181,20 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
         (None, true) => None,
     };
     let mut sweep: Vec<(Option<usize>, EvalResult)> = Vec::new();
+    let mut sweep_tasks = tasks.clone();
     if let Some(dir) = &budget_dir {
         let ckpt = export::load_run(dir)?;
-        let set = eval::held_out(&mix, o.eval_n, &[]);
+        // The sweep model's own task mix.
+        let text = std::fs::read_to_string(dir.join(crate::checkpoint::CONFIG_FILE))?;
+        let rc: crate::config::RunConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a run config", dir.display()))?;
+        let sweep_mix = Mix::parse(&rc.train.tasks)?;
+        sweep_tasks = sweep_mix
+            .builtin()
+            .iter()
+            .map(|(k, _)| k.name().to_string())
+            .collect();
+        let set = eval::held_out(&sweep_mix, o.eval_n, &[]);
         let mut budgets: Vec<Option<usize>> = o.budgets.iter().map(|b| Some(*b)).collect();
         budgets.push(None);
         for b in budgets {
@@ -196,8 +211,8 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
     // Table, JSON, plot.
     let mut md = String::new();
     md.push_str(&format!(
-        "Held-out exact match ({} problems, default mix, greedy), default-size model, seed {}.\n\n",
-        o.eval_n, o.seed
+        "Held-out exact match ({} problems, task mix `{}`, greedy), default-size model, seed {}.\n\n",
+        o.eval_n, o.tasks, o.seed
     ));
     if !variants.is_empty() {
         md.push_str(&format!(
@@ -224,11 +239,11 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
         md.push_str(&format!(
             "Think budget sweep on `{}` (the engine closes the thought after N thinking tokens):\n\n| think budget | all | {} | mean think tokens |\n|---|---|{}---|\n",
             dir.display(),
-            tasks.join(" | "),
-            "---|".repeat(tasks.len())
+            sweep_tasks.join(" | "),
+            "---|".repeat(sweep_tasks.len())
         ));
         for (b, r) in &sweep {
-            let per: Vec<String> = tasks
+            let per: Vec<String> = sweep_tasks
                 .iter()
                 .map(|t| format!("{:.1} %", 100.0 * acc_of(r, t)))
                 .collect();
@@ -243,6 +258,7 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
     }
     let report = json!({
         "eval_n": o.eval_n,
+        "tasks": o.tasks,
         "seed": o.seed,
         "think_steps": o.steps,
         "token_budget": budget_tokens,
@@ -268,7 +284,13 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
             (v.name.to_string(), a)
         })
         .collect();
-    plot(&o.out.join("ablation.svg"), &tasks, &bars, &sweep)?;
+    plot(
+        &o.out.join("ablation.svg"),
+        &tasks,
+        &sweep_tasks,
+        &bars,
+        &sweep,
+    )?;
     print!("{md}");
     Ok(report)
 }
@@ -286,6 +308,7 @@ const COLORS: [RGBColor; 5] = [
 fn plot(
     path: &Path,
     tasks: &[String],
+    sweep_tasks: &[String],
     bars: &[(String, Vec<f64>)],
     sweep: &[(Option<usize>, EvalResult)],
 ) -> Result<()> {
@@ -363,7 +386,10 @@ fn plot(
             .x_desc("think budget (tokens)")
             .draw()
             .map_err(|e| err(&e))?;
-        for (gi, g) in groups.iter().enumerate() {
+        let sweep_groups: Vec<String> = std::iter::once("all".to_string())
+            .chain(sweep_tasks.iter().cloned())
+            .collect();
+        for (gi, g) in sweep_groups.iter().enumerate() {
             let color = COLORS[gi % COLORS.len()];
             let pts: Vec<(f64, f64)> = sweep
                 .iter()

@@ -47,7 +47,7 @@ pub struct DpoArgs {
     #[arg(long, default_value_t = 100)]
     pub steps: u64,
     /// Learning rate (constant after a 10 % warmup).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-5)]
     pub lr: f64,
     /// Preference pairs per step.
     #[arg(long, default_value_t = 8)]
@@ -59,7 +59,7 @@ pub struct DpoArgs {
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Training-split prompts to sample.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 2048)]
     pub prompts: usize,
     /// Held-out problems for the before/after evaluation (0: skip).
     #[arg(long, default_value_t = 500)]
@@ -73,9 +73,9 @@ pub struct DpoArgs {
 
 #[derive(Args, Debug)]
 pub struct AblateArgs {
-    /// Steps of the thinking variants (the default run's 3000 for the full ablation).
-    #[arg(long, default_value_t = 3000)]
-    pub steps: u64,
+    /// Steps of the thinking variants (default: the default preset's, the full ablation).
+    #[arg(long)]
+    pub steps: Option<u64>,
     /// Output directory.
     #[arg(long, default_value = "runs/ablate")]
     pub out: PathBuf,
@@ -88,6 +88,9 @@ pub struct AblateArgs {
     /// Think budgets to sweep (an unlimited run is always added).
     #[arg(long, value_delimiter = ',', default_value = "0,8,16,32,64")]
     pub budgets: Vec<usize>,
+    /// Task mix of the training variants (quick versions: e.g. `add,sub`).
+    #[arg(long, default_value = "default")]
+    pub tasks: String,
     /// Only the think-budget sweep (needs --budget-model).
     #[arg(long)]
     pub budgets_only: bool,

@@ -135,12 +135,15 @@ fn run() -> Result<()> {
             }
             ablate::run(&ablate::AblateOptions {
                 out: args.out.clone(),
-                steps: args.steps,
+                steps: args
+                    .steps
+                    .unwrap_or(trainer::config::TrainConfig::default_preset().steps),
                 eval_n: args.eval_n,
                 budget_model: args.budget_model.clone(),
                 budgets: args.budgets.clone(),
                 budgets_only: args.budgets_only,
                 seed: args.seed,
+                tasks: args.tasks.clone(),
             })?;
         }
     }
