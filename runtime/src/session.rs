@@ -110,6 +110,78 @@ enum KvCache<'m> {
     },
 }
 
+impl KvCache<'_> {
+    /// Writes the key and value vectors of one position at element `at`.
+    fn store(&mut self, at: usize, k: &[f32], v: &[f32]) {
+        let n = k.len();
+        match self {
+            KvCache::F32 { k: kc, v: vc } => {
+                if let (Some(kd), Some(vd)) = (kc.get_mut(at..at + n), vc.get_mut(at..at + n)) {
+                    kd.copy_from_slice(k);
+                    vd.copy_from_slice(v);
+                }
+            }
+            KvCache::F16 { k: kc, v: vc } => {
+                if let (Some(kd), Some(vd)) = (kc.get_mut(at..at + n), vc.get_mut(at..at + n)) {
+                    for (d, s) in kd.iter_mut().zip(k.iter()) {
+                        *d = half::f16::from_f32(*s).to_bits();
+                    }
+                    for (d, s) in vd.iter_mut().zip(v.iter()) {
+                        *d = half::f16::from_f32(*s).to_bits();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Attention of `q` over the cached `rows` into `out`; false when the
+    /// rows lie outside the cache (the plan rules that out).
+    fn attend(
+        &self,
+        heads: &Heads,
+        q: &[f32],
+        out: &mut [f32],
+        scores: &mut [f32],
+        rows: core::ops::Range<usize>,
+    ) -> bool {
+        match self {
+            KvCache::F32 { k: kc, v: vc } => {
+                let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
+                    return false;
+                };
+                attend(
+                    heads,
+                    q,
+                    out,
+                    scores,
+                    keys,
+                    values,
+                    kernels::dot,
+                    |v| v,
+                    kernels::attend_head_f32,
+                );
+            }
+            KvCache::F16 { k: kc, v: vc } => {
+                let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
+                    return false;
+                };
+                attend(
+                    heads,
+                    q,
+                    out,
+                    scores,
+                    keys,
+                    values,
+                    dot_f16,
+                    kernels::f16_bits_to_f32,
+                    kernels::attend_head_f16,
+                );
+            }
+        }
+        true
+    }
+}
+
 /// Per-token buffers of a batched pass (`n` rows each; empty without a batch).
 struct Batch<'m> {
     n: usize,
@@ -567,28 +639,7 @@ impl<'m, 'a> Session<'m, 'a> {
             rope(k, cos, sin, hd);
             let layer_base = l * context * kv_dim;
             let at = layer_base + pos * kv_dim;
-            match cache {
-                KvCache::F32 { k: kc, v: vc } => {
-                    if let (Some(kd), Some(vd)) =
-                        (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
-                    {
-                        kd.copy_from_slice(k);
-                        vd.copy_from_slice(v);
-                    }
-                }
-                KvCache::F16 { k: kc, v: vc } => {
-                    if let (Some(kd), Some(vd)) =
-                        (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
-                    {
-                        for (d, s) in kd.iter_mut().zip(k.iter()) {
-                            *d = half::f16::from_f32(*s).to_bits();
-                        }
-                        for (d, s) in vd.iter_mut().zip(v.iter()) {
-                            *d = half::f16::from_f32(*s).to_bits();
-                        }
-                    }
-                }
-            }
+            cache.store(at, k, v);
             let scores = att.get_mut(..=pos).unwrap_or(&mut []);
             let rows = layer_base..layer_base + (pos + 1) * kv_dim;
             let heads = Heads {
@@ -597,39 +648,8 @@ impl<'m, 'a> Session<'m, 'a> {
                 group_heads,
                 scale: att_scale,
             };
-            match cache {
-                KvCache::F32 { k: kc, v: vc } => {
-                    let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
-                        continue;
-                    };
-                    attend(
-                        &heads,
-                        q,
-                        xb,
-                        scores,
-                        keys,
-                        values,
-                        kernels::dot,
-                        |v| v,
-                        kernels::attend_head_f32,
-                    );
-                }
-                KvCache::F16 { k: kc, v: vc } => {
-                    let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
-                        continue;
-                    };
-                    attend(
-                        &heads,
-                        q,
-                        xb,
-                        scores,
-                        keys,
-                        values,
-                        dot_f16,
-                        kernels::f16_bits_to_f32,
-                        kernels::attend_head_f16,
-                    );
-                }
+            if !cache.attend(&heads, q, xb, scores, rows) {
+                continue;
             }
             let mut fresh = false;
             project(xb2, &lw.wo, xb, acts, &mut fresh);
@@ -784,28 +804,7 @@ impl Session<'_, '_> {
                 rope(qt, cos, sin, hd);
                 rope(kt, cos, sin, hd);
                 let at = layer_base + (base + t) * kv_dim;
-                match cache {
-                    KvCache::F32 { k: kc, v: vc } => {
-                        if let (Some(kd), Some(vd)) =
-                            (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
-                        {
-                            kd.copy_from_slice(kt);
-                            vd.copy_from_slice(vt);
-                        }
-                    }
-                    KvCache::F16 { k: kc, v: vc } => {
-                        if let (Some(kd), Some(vd)) =
-                            (kc.get_mut(at..at + kv_dim), vc.get_mut(at..at + kv_dim))
-                        {
-                            for (d, s) in kd.iter_mut().zip(kt.iter()) {
-                                *d = half::f16::from_f32(*s).to_bits();
-                            }
-                            for (d, s) in vd.iter_mut().zip(vt.iter()) {
-                                *d = half::f16::from_f32(*s).to_bits();
-                            }
-                        }
-                    }
-                }
+                cache.store(at, kt, vt);
             }
             let heads = Heads {
                 hd,
@@ -821,41 +820,8 @@ impl Session<'_, '_> {
                 let pos = base + t;
                 let scores = att.get_mut(..=pos).unwrap_or(&mut []);
                 let rows = layer_base..layer_base + (pos + 1) * kv_dim;
-                match cache {
-                    KvCache::F32 { k: kc, v: vc } => {
-                        let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows))
-                        else {
-                            continue;
-                        };
-                        attend(
-                            &heads,
-                            qt,
-                            ot,
-                            scores,
-                            keys,
-                            values,
-                            kernels::dot,
-                            |v| v,
-                            kernels::attend_head_f32,
-                        );
-                    }
-                    KvCache::F16 { k: kc, v: vc } => {
-                        let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows))
-                        else {
-                            continue;
-                        };
-                        attend(
-                            &heads,
-                            qt,
-                            ot,
-                            scores,
-                            keys,
-                            values,
-                            dot_f16,
-                            kernels::f16_bits_to_f32,
-                            kernels::attend_head_f16,
-                        );
-                    }
+                if !cache.attend(&heads, qt, ot, scores, rows) {
+                    continue;
                 }
             }
             let mut fresh = false;
