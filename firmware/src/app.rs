@@ -33,6 +33,19 @@ pub(crate) fn span_name(span: Span) -> &'static str {
     }
 }
 
+/// One streamed token: `token <prompt> <id> <span> <cost> <text>` (the tests
+/// parse this line to compare the board's tokens with the host's).
+pub(crate) fn log_token(prompt: usize, ev: &TokenEvent, cost: u64) {
+    info!(
+        "token {=usize} {=u32} {=str} {=u64} {:?}",
+        prompt,
+        ev.id,
+        span_name(ev.span),
+        cost,
+        ev.text
+    );
+}
+
 pub(crate) fn stop_name(stop: StopReason) -> &'static str {
     match stop {
         StopReason::Eos => "eos",
@@ -161,14 +174,7 @@ fn main() -> ! {
                     }
                     generated += 1;
                 }
-                info!(
-                    "token {=usize} {=u32} {=str} {=u64} {:?}",
-                    i,
-                    ev.id,
-                    span_name(ev.span),
-                    cost,
-                    ev.text
-                );
+                log_token(i, ev, cost);
                 resumed = counter.now();
             },
         );

@@ -3,7 +3,7 @@
 //! the same `token` lines as the plain run, then once more with the target
 //! alone (not streamed) so the `spec` line compares the cost per token.
 
-use crate::app::{span_name, stop_name, DRAFT};
+use crate::app::{log_token, stop_name, DRAFT};
 use crate::board::{self, exit_code, Counter};
 use crate::settings::*;
 use defmt::{error, info, Display2Format};
@@ -81,14 +81,7 @@ pub fn run(
                     total += cost;
                     generated += 1;
                 }
-                info!(
-                    "token {=usize} {=u32} {=str} {=u64} {:?}",
-                    i,
-                    ev.id,
-                    span_name(ev.span),
-                    cost,
-                    ev.text
-                );
+                log_token(i, ev, cost);
                 resumed = counter.now();
             },
         );
