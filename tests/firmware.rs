@@ -244,6 +244,37 @@ fn host_tokens(blob: &[u8], s: &Settings<'_>) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// Builds the firmware with `model` (whose bytes are `blob`) embedded, runs
+/// it under QEMU, checks exit code 0 and that every prompt's generated tokens
+/// equal the host runtime's greedy tokens (the target alone, when `env`
+/// names a draft); returns the log and the tokens per prompt.
+fn run_and_match_host(
+    model: &Path,
+    blob: &[u8],
+    s: &Settings<'_>,
+    env: &[(&str, String)],
+    dir: &Path,
+) -> (String, Vec<Vec<u32>>) {
+    let (out, elf) = build_firmware_env(model, s, dir, env);
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu(&elf);
+    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
+    let expected = host_tokens(blob, s);
+    let got = firmware_tokens(&log, s.prompts.len());
+    assert_eq!(got.len(), expected.len());
+    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert!(
+            !expected.is_empty(),
+            "the host generated nothing for prompt {p}"
+        );
+        assert_eq!(
+            got, expected,
+            "prompt {p}: firmware tokens differ from the host's; log:\n{log}"
+        );
+    }
+    (log, got)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -259,23 +290,7 @@ fn firmware_generates_the_host_tokens_under_qemu() {
     let blob = random_blob(small(), DType::Q8, 7);
     let model = dir.path().join("model.bin");
     std::fs::write(&model, &blob).unwrap();
-    let s = DEFAULT_SETTINGS;
-    let (out, elf) = build_firmware(&model, &s, dir.path());
-    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
-    let (code, log) = run_qemu(&elf);
-    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
-    let expected = host_tokens(&blob, &s);
-    let got = firmware_tokens(&log, s.prompts.len());
-    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
-        assert!(
-            !expected.is_empty(),
-            "the host generated nothing for prompt {p}"
-        );
-        assert_eq!(
-            got, expected,
-            "prompt {p}: firmware tokens differ from the host's; log:\n{log}"
-        );
-    }
+    let (log, _) = run_and_match_host(&model, &blob, &DEFAULT_SETTINGS, &[], dir.path());
     assert!(log.contains("summary:"), "no summary line; log:\n{log}");
 }
 
@@ -307,22 +322,7 @@ fn speculative_firmware_generates_the_target_tokens_under_qemu() {
         ("THINKLING_DRAFT_MODEL", dp.display().to_string()),
         ("THINKLING_SPEC_K", "3".to_string()),
     ];
-    let (out, elf) = build_firmware_env(&tp, &s, dir.path(), &env);
-    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
-    let (code, log) = run_qemu(&elf);
-    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
-    let expected = host_tokens(&target, &s);
-    let got = firmware_tokens(&log, s.prompts.len());
-    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
-        assert!(
-            !expected.is_empty(),
-            "the host generated nothing for prompt {p}"
-        );
-        assert_eq!(
-            got, expected,
-            "prompt {p}: speculative firmware tokens differ from the host's target alone; log:\n{log}"
-        );
-    }
+    let (log, _) = run_and_match_host(&tp, &target, &s, &env, dir.path());
     let spec_lines: Vec<&str> = log.lines().filter(|l| l.contains(" spec ")).collect();
     assert_eq!(spec_lines.len(), s.prompts.len(), "log:\n{log}");
     for line in spec_lines.iter().chain(
@@ -434,18 +434,9 @@ fn reference_model_reasons_on_the_board_as_on_the_host() {
         context: 128,
         max_new_tokens: 96,
     };
-    let (out, elf) = build_firmware(&model, &s, dir.path());
-    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
-    let (code, log) = run_qemu(&elf);
-    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
-    let expected = host_tokens(&blob, &s);
-    let got = firmware_tokens(&log, s.prompts.len());
+    let (_, tokens) = run_and_match_host(&model, &blob, &s, &[], dir.path());
     use runtime::format::special::{ANSWER, END_ANSWER, END_THINK, EOS, THINK};
-    for (p, (got, expected)) in got.iter().zip(&expected).enumerate() {
-        assert_eq!(
-            got, expected,
-            "prompt {p}: firmware tokens differ from the host's; log:\n{log}"
-        );
+    for (p, got) in tokens.iter().enumerate() {
         for t in [THINK, END_THINK, ANSWER, END_ANSWER] {
             assert!(
                 got.contains(&t),
