@@ -541,6 +541,82 @@ fn quantized_rows<S: Scales>(
     }
 }
 
+/// Quantized activations of several tokens with one length and group size:
+/// token `t`'s values at `t · q_stride`, its group scales at `t · s_stride`.
+pub(crate) struct TokenActivations<'a> {
+    pub q: &'a [i8],
+    pub q_stride: usize,
+    pub scales: &'a [f32],
+    pub s_stride: usize,
+    pub tokens: usize,
+    pub len: usize,
+    pub group: usize,
+}
+
+/// `out[t · out_stride + r] = row r · token t` for every token, with a kernel
+/// that reads each block of weights once for several tokens; each output is
+/// bit for bit [`matvec_quantized`]'s. Returns false (nothing written) where
+/// no such kernel applies (the caller then runs one matvec per token).
+pub(crate) fn matmul_quantized(
+    out: &mut [f32],
+    out_stride: usize,
+    w: &TensorView<'_>,
+    acts: &TokenActivations<'_>,
+) -> bool {
+    let group = w.group as usize;
+    if w.dtype != DType::Q8 || group == 0 || acts.group != group || acts.len < w.cols() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cols = w.cols();
+        let (q, qs, xs, ss) = (acts.q, acts.q_stride, acts.scales, acts.s_stride);
+        match w.scale_type {
+            ScaleType::F32 => {
+                let sc = F32Scales(w.scales);
+                let count = w.scales.len() / 4;
+                x86::matmul_q8(
+                    out,
+                    out_stride,
+                    acts.tokens,
+                    w.data,
+                    cols,
+                    &sc,
+                    count,
+                    group,
+                    q,
+                    qs,
+                    xs,
+                    ss,
+                )
+            }
+            ScaleType::F16 => {
+                let sc = F16Scales(w.scales);
+                let count = w.scales.len() / 2;
+                x86::matmul_q8(
+                    out,
+                    out_stride,
+                    acts.tokens,
+                    w.data,
+                    cols,
+                    &sc,
+                    count,
+                    group,
+                    q,
+                    qs,
+                    xs,
+                    ss,
+                )
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (out, out_stride);
+        false
+    }
+}
+
 /// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
 #[inline(always)]
 fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
@@ -883,6 +959,72 @@ mod tests {
                             );
                             assert_eq!(a, b, "{dtype:?} {st:?} group {group} {rows}x{cols}");
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn multi_token_matmul_equals_one_matvec_per_token_bit_for_bit() {
+        let mut rng = crate::sampling::Rng::new(11);
+        for st in [ScaleType::F32, ScaleType::F16] {
+            for cols in [32usize, 64, 70, 128, 341] {
+                for rows in [1usize, 4, 7, 12] {
+                    for tokens in [1usize, 2, 3, 4, 5, 9] {
+                        let group = 32;
+                        let (data, scales) =
+                            tensor(rows, cols, DType::Q8, group, st, rng.next_u64());
+                        let w = TensorView {
+                            data: &data,
+                            scales: &scales,
+                            rows: rows as u32,
+                            cols: cols as u32,
+                            group: group as u32,
+                            dtype: DType::Q8,
+                            scale_type: st,
+                        };
+                        // Per-token buffers at strides wider than needed, as in a session.
+                        let (qs, ss) = (cols + 5, cols.div_ceil(group) + 2);
+                        let (mut q_all, mut s_all) =
+                            (vec![0i8; tokens * qs], vec![0f32; tokens * ss]);
+                        let mut want = vec![0f32; tokens * rows];
+                        for t in 0..tokens {
+                            let x: Vec<f32> = (0..cols)
+                                .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
+                                .collect();
+                            let n = cols + 1;
+                            let (mut q, mut sp, mut sc, mut su) =
+                                (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
+                            let mut acts =
+                                QuantizedActivations::new(&mut q, &mut sp, &mut sc, &mut su);
+                            acts.quantize(&x, group);
+                            matvec_quantized(&mut want[t * rows..(t + 1) * rows], &w, &acts);
+                            q_all[t * qs..t * qs + cols].copy_from_slice(&q[..cols]);
+                            let g = cols.div_ceil(group);
+                            s_all[t * ss..t * ss + g].copy_from_slice(&sc[..g]);
+                        }
+                        let view = TokenActivations {
+                            q: &q_all,
+                            q_stride: qs,
+                            scales: &s_all,
+                            s_stride: ss,
+                            tokens,
+                            len: cols,
+                            group,
+                        };
+                        let mut got = vec![f32::NAN; tokens * rows];
+                        if !matmul_quantized(&mut got, rows, &w, &view) {
+                            // No multi-token kernel on this target: nothing to compare.
+                            assert!(!cfg!(target_arch = "x86_64") || !x86::avx2());
+                            continue;
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "{st:?} {rows}x{cols}, {tokens} tokens"
+                        );
                     }
                 }
             }

@@ -935,6 +935,22 @@ fn project_batch(
     while r0 < rows {
         let r1 = (r0 + block).min(rows);
         let wb = row_block(w, r0, r1);
+        if quantized {
+            let view = kernels::TokenActivations {
+                q: acts.q,
+                q_stride: qn,
+                scales: acts.scales,
+                s_stride: sn,
+                tokens: n,
+                len: acts.len,
+                group: acts.group,
+            };
+            let o = out.get_mut(r0..).unwrap_or(&mut []);
+            if kernels::matmul_quantized(o, rows, &wb, &view) {
+                r0 = r1;
+                continue;
+            }
+        }
         for t in 0..n {
             let Some(o) = out.get_mut(t * rows + r0..t * rows + r1) else {
                 continue;
