@@ -9,6 +9,9 @@
 //! shorter, so it trains as many steps as the same number of training tokens
 //! takes (from the measured tokens of the α = 0.5 run and the mean length of
 //! answer-only sequences).
+//!
+//! Each variant checkpoints; rerunning the command resumes where it stopped
+//! and only evaluates variants that finished.
 
 use crate::bpe;
 use crate::checkpoint::{TrainState, STATE_FILE, TOKENIZER_FILE};
@@ -111,7 +114,8 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
         seed: o.seed,
         eval_every: 0,
         final_eval_n: o.eval_n,
-        checkpoint_every: 0,
+        // Checkpoints make the hour-long ablation resumable variant by variant.
+        checkpoint_every: 500,
         export: false,
         tasks: o.tasks.clone(),
         ..TrainConfig::default_preset()
@@ -150,12 +154,21 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
                     cfg.steps
                 );
             }
-            eprintln!("== {} ({} steps) → {}", v.name, cfg.steps, dir.display());
+            // A variant with a checkpoint resumes (or, finished, is only
+            // evaluated); resume refuses a checkpoint of another configuration.
+            let resume = dir.join(STATE_FILE).exists();
+            eprintln!(
+                "== {} ({} steps) → {}{}",
+                v.name,
+                cfg.steps,
+                dir.display(),
+                if resume { " (resuming)" } else { "" }
+            );
             let outcome = train::run(
                 &cfg,
                 &train::Options {
                     out: dir.clone(),
-                    resume: false,
+                    resume,
                     progress: false,
                     stop_after: None,
                 },

@@ -286,7 +286,7 @@ unsafe fn matvec_q8_avx2<S: Scales>(
 
 /// Q8 matmul of several tokens for 32-element groups (the default export):
 /// `out[t · out_stride + r] = row r · token t`. Each group's four weight rows
-/// are loaded, made absolute and their scales decoded once for up to four
+/// are loaded, made absolute and their scales decoded once for up to eight
 /// tokens, whose independent accumulator chains then overlap; per token the
 /// arithmetic is exactly that of [`matvec_q8`], so every output is bit for bit
 /// the single-token one. `xq`/`xs` hold token `t`'s activations at
@@ -320,7 +320,7 @@ pub(super) fn matmul_q8<S: Scales>(
     }
     let mut t = 0;
     while t < tokens {
-        let n = (tokens - t).min(4);
+        let n = (tokens - t).min(8);
         // SAFETY: AVX2 is present; tokens t..t + n have `cols` activations
         // and `gpr` scales at their strides and `rows` outputs at
         // `out_stride` (checked above); `data` holds `rows` rows of `cols`
@@ -331,6 +331,18 @@ pub(super) fn matmul_q8<S: Scales>(
             let s = xs.as_ptr().add(t * s_stride);
             let w = data.as_ptr();
             match n {
+                8 => matmul_q8_g32_avx2::<S, 8>(
+                    o, out_stride, rows, w, cols, scales, x, q_stride, s, s_stride,
+                ),
+                7 => matmul_q8_g32_avx2::<S, 7>(
+                    o, out_stride, rows, w, cols, scales, x, q_stride, s, s_stride,
+                ),
+                6 => matmul_q8_g32_avx2::<S, 6>(
+                    o, out_stride, rows, w, cols, scales, x, q_stride, s, s_stride,
+                ),
+                5 => matmul_q8_g32_avx2::<S, 5>(
+                    o, out_stride, rows, w, cols, scales, x, q_stride, s, s_stride,
+                ),
                 4 => matmul_q8_g32_avx2::<S, 4>(
                     o, out_stride, rows, w, cols, scales, x, q_stride, s, s_stride,
                 ),
