@@ -48,10 +48,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut positional: Vec<String> = vec![];
     let (mut ks, mut draft_layers, mut shape) = (vec![1usize, 2, 3, 4, 6], None, None);
+    // One problem of each built-in task, in the form the models are trained on.
     let mut prompts: Vec<String> = vec![
-        "12+35=".into(),
-        "Tom has 3 boxes of 4 apples and eats 2 apples. How many apples are left?".into(),
-        "What is 7*8?".into(),
+        "347+589".into(),
+        "805-368".into(),
+        "047*6".into(),
+        "Mia has 23 pens. She buys 4 bags with 12 pens in each. How many pens does Mia have now?".into(),
+        "Sam has 85 coins. He gives away 27 coins and then finds 9 coins. How many coins does Sam have now?".into(),
     ];
     let (mut max_tokens, mut context, mut kv) = (200usize, None, KvDType::F32);
     let mut sampler = SamplerConfig::GREEDY;

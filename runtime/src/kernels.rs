@@ -174,6 +174,12 @@ pub fn f16_bits_to_f32_soft(h: u16) -> f32 {
 trait Scales {
     /// Scale `i` (0.0 past the end).
     fn get(&self, i: usize) -> f32;
+    /// The raw table when it holds IEEE halves (native kernels convert four
+    /// at once).
+    #[allow(dead_code)]
+    fn f16_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 struct F32Scales<'a>(&'a [u8]);
@@ -193,6 +199,9 @@ impl Scales for F16Scales<'_> {
         self.0
             .get(i * 2..i * 2 + 2)
             .map_or(0.0, |b| f16_bits_to_f32(le_u16(b)))
+    }
+    fn f16_bytes(&self) -> Option<&[u8]> {
+        Some(self.0)
     }
 }
 

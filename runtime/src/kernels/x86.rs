@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::{combine, Scales, LANES};
 
-/// Whether AVX2 is usable (CPU and OS), detected once.
+/// Whether AVX2 and F16C are usable (CPU and OS), detected once.
 #[inline]
 pub fn avx2() -> bool {
     static STATE: AtomicU8 = AtomicU8::new(0);
@@ -40,7 +40,8 @@ fn detect_avx2() -> bool {
     let l1 = unsafe { __cpuid(1) };
     let osxsave = l1.ecx & (1 << 27) != 0;
     let avx = l1.ecx & (1 << 28) != 0;
-    if !(osxsave && avx) {
+    let f16c = l1.ecx & (1 << 29) != 0;
+    if !(osxsave && avx && f16c) {
         return false;
     }
     let (lo, _hi): (u32, u32);
@@ -98,7 +99,7 @@ pub fn matvec_f32(out: &mut [f32], data: &[u8], x: &[f32]) -> bool {
     true
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn matvec_f32_avx2(out: *mut f32, rows: usize, w: *const u8, x: &[f32]) {
     let cols = x.len();
     let rb = cols * 4;
@@ -208,7 +209,7 @@ unsafe fn dot32_i8(w: *const u8, x: __m256i, ones: __m256i) -> __m256i {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn matvec_q8_avx2<S: Scales>(
     out: *mut f32,
     rows: usize,
@@ -247,12 +248,7 @@ unsafe fn matvec_q8_avx2<S: Scales>(
                 i3 = _mm256_add_epi32(i3, dot32_i8(w3.add(o), xv, ones));
             }
             let isum = _mm_cvtepi32_ps(hsum_epi32x4(i0, i1, i2, i3));
-            let ws = _mm_set_ps(
-                scales.get((r + 3) * gpr + g),
-                scales.get((r + 2) * gpr + g),
-                scales.get((r + 1) * gpr + g),
-                scales.get(r * gpr + g),
-            );
+            let ws = scales4(scales, r * gpr + g, gpr);
             let prod = _mm_mul_ps(ws, _mm_set1_ps(*xs.get_unchecked(g)));
             acc = _mm_add_ps(acc, _mm_mul_ps(isum, prod));
         }
@@ -363,7 +359,7 @@ pub(super) fn matmul_q8<S: Scales>(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(
     out: *mut f32,
     out_stride: usize,
@@ -401,12 +397,7 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(
                 _mm256_abs_epi8(v2),
                 _mm256_abs_epi8(v3),
             );
-            let ws = _mm_set_ps(
-                scales.get((r + 3) * gpr + g),
-                scales.get((r + 2) * gpr + g),
-                scales.get((r + 1) * gpr + g),
-                scales.get(r * gpr + g),
-            );
+            let ws = scales4(scales, r * gpr + g, gpr);
             for (j, acc) in acc.iter_mut().enumerate() {
                 let xv = _mm256_loadu_si256(xq.add(j * q_stride + o) as *const __m256i);
                 let dot = |a, v| {
@@ -497,6 +488,28 @@ unsafe fn row_q8<S: Scales>(
     acc
 }
 
+/// Scales `i`, `i + stride`, `i + 2·stride`, `i + 3·stride` as lanes 0..3
+/// (0.0 past the end, as [`Scales::get`]); half tables convert with F16C,
+/// which is exact like the portable conversion.
+#[inline(always)]
+unsafe fn scales4<S: Scales>(scales: &S, i: usize, stride: usize) -> __m128 {
+    match scales.f16_bytes() {
+        Some(b) => {
+            let h = |k: usize| {
+                let j = (i + k * stride) * 2;
+                b.get(j..j + 2).map_or(0, super::le_u16) as i16
+            };
+            _mm_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), 0, 0, 0, 0))
+        }
+        None => _mm_setr_ps(
+            scales.get(i),
+            scales.get(i + stride),
+            scales.get(i + 2 * stride),
+            scales.get(i + 3 * stride),
+        ),
+    }
+}
+
 #[inline(always)]
 unsafe fn tail_q8(w: *const u8, x: *const u8, n: usize) -> i32 {
     let mut s = 0i32;
@@ -570,7 +583,7 @@ unsafe fn xchunk_q4(xp: *const u8, group: usize, g: usize, c: usize) -> __m256i 
 }
 
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn matvec_q4_avx2<S: Scales>(
     out: *mut f32,
     rows: usize,
@@ -614,12 +627,7 @@ unsafe fn matvec_q4_avx2<S: Scales>(
             }
             let bias = _mm_set1_epi32(8 * *xsum.get_unchecked(g));
             let isum = _mm_cvtepi32_ps(_mm_sub_epi32(hsum_epi32x4(i0, i1, i2, i3), bias));
-            let ws = _mm_set_ps(
-                scales.get((r + 3) * gpr + g),
-                scales.get((r + 2) * gpr + g),
-                scales.get((r + 1) * gpr + g),
-                scales.get(r * gpr + g),
-            );
+            let ws = scales4(scales, r * gpr + g, gpr);
             let prod = _mm_mul_ps(ws, _mm_set1_ps(*xs.get_unchecked(g)));
             acc = _mm_add_ps(acc, _mm_mul_ps(isum, prod));
         }
@@ -802,7 +810,7 @@ pub fn softmax(x: &mut [f32]) -> bool {
     true
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn softmax_avx2(x: &mut [f32]) {
     super::softmax_body(x);
 }
