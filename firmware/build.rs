@@ -305,10 +305,16 @@ fn main() {
                 scratch_bytes: 0,
                 total_bytes: 0,
             });
+            // Halving the KV cache is only a remedy while it is f32.
+            let remedy = if kv_name == "F32" {
+                "Lower THINKLING_CONTEXT or use THINKLING_KV=f16."
+            } else {
+                "Lower THINKLING_CONTEXT or use a board with more RAM."
+            };
             fail(&format!(
                 "model needs {} bytes of RAM at context {context} with a {kv_name} KV cache (KV cache {}, scratch {}, \
                  text {text_bytes}, draft arena {draft_arena_bytes}, other static {OTHER_STATIC}, stack {stack_reserve}), board {} has {} bytes. \
-                 Lower THINKLING_CONTEXT or use THINKLING_KV=f16.",
+                 {remedy}",
                 ram_needed, p.kv_cache_bytes, p.scratch_bytes, board.name, ram_bytes
             ));
         }

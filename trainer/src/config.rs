@@ -170,7 +170,7 @@ impl TrainConfig {
             n_layers: 2,
             n_heads: 4,
             n_kv_heads: 2,
-            steps: 1500,
+            steps: 6000,
             batch_size: 32,
             lr: 3e-3,
             warmup_steps: 50,
