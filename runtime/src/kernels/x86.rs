@@ -255,12 +255,8 @@ unsafe fn matvec_q8_avx2<S: Scales>(
         let mut s = [0f32; 4];
         _mm_storeu_ps(s.as_mut_ptr(), acc);
         if full < gpr {
-            let start = full * group;
             let sx = *xs.get_unchecked(full);
-            for (k, (sk, wr)) in s.iter_mut().zip([w0, w1, w2, w3]).enumerate() {
-                let isum = tail_q8(wr.add(start), xp.add(start), cols - start);
-                *sk += isum as f32 * (scales.get((r + k) * gpr + full) * sx);
-            }
+            add_short_group_q8(&mut s, [w0, w1, w2, w3], r, cols, group, scales, xp, sx);
         }
         out.add(r).cast::<[f32; 4]>().write_unaligned(s);
         r += 4;
@@ -417,13 +413,9 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(
             let mut s = [0f32; 4];
             _mm_storeu_ps(s.as_mut_ptr(), *acc);
             if full < gpr {
-                let start = full * GROUP;
-                let xp = xq.add(j * q_stride);
                 let sx = *xs.add(j * s_stride + full);
-                for (k, (sk, wr)) in s.iter_mut().zip([w0, w1, w2, w3]).enumerate() {
-                    let isum = tail_q8(wr.add(start), xp.add(start), cols - start);
-                    *sk += isum as f32 * (scales.get((r + k) * gpr + full) * sx);
-                }
+                let xp = xq.add(j * q_stride);
+                add_short_group_q8(&mut s, [w0, w1, w2, w3], r, cols, GROUP, scales, xp, sx);
             }
             out.add(j * out_stride + r)
                 .cast::<[f32; 4]>()
@@ -445,6 +437,29 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(
             );
         }
         r += 1;
+    }
+}
+
+/// Adds the short last group of four rows `r..r + 4` (weights at `rows`) to
+/// their sums `s`, as the portable code does: exact integer sum, then
+/// `isum · (scale · sx)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn add_short_group_q8<S: Scales>(
+    s: &mut [f32; 4],
+    rows: [*const u8; 4],
+    r: usize,
+    cols: usize,
+    group: usize,
+    scales: &S,
+    xp: *const u8,
+    sx: f32,
+) {
+    let (gpr, full) = (cols.div_ceil(group), cols / group);
+    let start = full * group;
+    for (k, (sk, wr)) in s.iter_mut().zip(rows).enumerate() {
+        let isum = tail_q8(wr.add(start), xp.add(start), cols - start);
+        *sk += isum as f32 * (scales.get((r + k) * gpr + full) * sx);
     }
 }
 
