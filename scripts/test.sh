@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
+for target in thumbv7em-none-eabihf thumbv7em-none-eabi riscv32imac-unknown-none-elf; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
 if ! command -v qemu-system-arm >/dev/null; then
@@ -17,6 +17,8 @@ command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 echo "== runtime builds for the boards (no_std)"
 cargo build -q --release -p thinkling-runtime --target thumbv7em-none-eabihf
+# Cortex-M4 without the FPU ABI: the DSP kernels that need no FPU.
+cargo build -q --release -p thinkling-runtime --target thumbv7em-none-eabi
 cargo build -q --release -p thinkling-runtime --target riscv32imac-unknown-none-elf
 
 echo "== tests"

@@ -180,6 +180,11 @@ trait Scales {
     fn f16_bytes(&self) -> Option<&[u8]> {
         None
     }
+    /// The raw table when it holds f32s.
+    #[allow(dead_code)]
+    fn f32_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 struct F32Scales<'a>(&'a [u8]);
@@ -188,6 +193,9 @@ impl Scales for F32Scales<'_> {
     #[inline(always)]
     fn get(&self, i: usize) -> f32 {
         self.0.get(i * 4..i * 4 + 4).map_or(0.0, le_f32)
+    }
+    fn f32_bytes(&self) -> Option<&[u8]> {
+        Some(self.0)
     }
 }
 
@@ -277,6 +285,16 @@ pub struct QuantizedActivations<'s> {
     /// (a short odd-length last group padded with a zero), so a Q4 byte's
     /// low and high nibbles meet two straight streams (vectorizes).
     split: &'s mut [i8],
+    /// `q` sign-extended to 16-bit pairs in the order SXTB16 unpacks a word
+    /// of weights (word `2i` holds elements `4i` and `4i + 2`, word `2i + 1`
+    /// elements `4i + 1` and `4i + 3`), so the Armv7E-M Q8 kernel unpacks only
+    /// the weights. Filled on that target (with its FPU) alone, with groups
+    /// of a multiple of 4; [`pair_words`] words for `len` elements.
+    #[cfg_attr(
+        not(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)),
+        allow(dead_code)
+    )]
+    pairs: &'s mut [u32],
     scales: &'s mut [f32],
     /// `Σ q` per group: Q4 stores nibbles `q + 8`, so its dot product is
     /// `Σ nibble·x − 8·Σ x` and the second term is computed once here.
@@ -287,17 +305,19 @@ pub struct QuantizedActivations<'s> {
 
 impl<'s> QuantizedActivations<'s> {
     /// `q` and `split` need `len + 1` entries (the one for Q4 pair padding);
-    /// `scales` and `sums` one per group. With group size 1 (the worst case)
-    /// that is `len` each.
+    /// `pairs` [`pair_words`]`(len)`; `scales` and `sums` one per group. With
+    /// group size 1 (the worst case) that is `len` each.
     pub fn new(
         q: &'s mut [i8],
         split: &'s mut [i8],
+        pairs: &'s mut [u32],
         scales: &'s mut [f32],
         sums: &'s mut [i32],
     ) -> Self {
         Self {
             q,
             split,
+            pairs,
             scales,
             sums,
             len: 0,
@@ -310,6 +330,7 @@ impl<'s> QuantizedActivations<'s> {
     pub(crate) fn with_contents(
         q: &'s mut [i8],
         split: &'s mut [i8],
+        pairs: &'s mut [u32],
         scales: &'s mut [f32],
         sums: &'s mut [i32],
         len: usize,
@@ -318,6 +339,7 @@ impl<'s> QuantizedActivations<'s> {
         Self {
             q,
             split,
+            pairs,
             scales,
             sums,
             len,
@@ -376,6 +398,10 @@ impl<'s> QuantizedActivations<'s> {
         if let Some(pad) = self.q.get_mut(len) {
             *pad = 0;
         }
+        #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+        if group.is_multiple_of(4) {
+            fill_pairs(self.q.get(..len).unwrap_or(&[]), self.pairs);
+        }
         if group & 1 == 0 {
             let padded = len.div_ceil(2) * 2;
             let (Some(q), Some(split)) = (self.q.get(..padded), self.split.get_mut(..padded))
@@ -392,6 +418,32 @@ impl<'s> QuantizedActivations<'s> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Words of [`QuantizedActivations`]'s SXTB16 pair layout for `len`
+/// elements (two per four, the last four padded with zeros).
+pub const fn pair_words(len: usize) -> usize {
+    len.div_ceil(4) * 2
+}
+
+/// Writes `q` in the SXTB16 pair layout into `pairs` (as far as both go).
+#[cfg_attr(
+    not(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)),
+    allow(dead_code)
+)]
+fn fill_pairs(q: &[i8], pairs: &mut [u32]) {
+    let half = |v: Option<&i8>| v.map_or(0, |v| *v as i16 as u16 as u32);
+    for (i, p) in pairs
+        .chunks_exact_mut(2)
+        .take(q.len().div_ceil(4))
+        .enumerate()
+    {
+        let at = |j: usize| half(q.get(4 * i + j));
+        if let [even, odd] = p {
+            *even = at(0) | at(2) << 16;
+            *odd = at(1) | at(3) << 16;
         }
     }
 }
@@ -533,6 +585,14 @@ fn quantized_rows<S: Scales>(
             return;
         }
     }
+    // The pair layout exists where the quantization filled it.
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+    if native
+        && w.dtype == DType::Q8
+        && q8_rows_dsp(out, w.data, cols, scales, group, xq, acts.pairs, xs)
+    {
+        return;
+    }
     let _ = (native, scale_count);
     let rows = w.data.chunks_exact(rb);
     match w.dtype {
@@ -660,33 +720,91 @@ fn dot_q8_row<S: Scales>(
     xs: &[f32],
     group: usize,
 ) -> f32 {
-    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
-    if group.is_multiple_of(8) && group > 0 && xq.len() >= row.len() {
-        // Whole groups in one tight loop each; a short last group as below.
-        let cols = row.len();
-        let mut acc = 0f32;
-        for (g, sx) in xs.iter().enumerate().take(cols.div_ceil(group)) {
-            let start = g * group;
-            let isum = if start + group <= cols {
-                // SAFETY: `row` and `xq` hold `start + group` bytes (checked).
-                unsafe {
-                    arm::dot_i8_words(row.as_ptr().add(start), xq.as_ptr().add(start), group / 8)
-                }
-            } else {
-                dot_i8(
-                    row.get(start..).unwrap_or(&[]),
-                    xq.get(start..cols).unwrap_or(&[]),
-                )
-            };
-            acc += isum as f32 * (scales.get(first + g) * sx);
-        }
-        return acc;
-    }
     let mut acc = 0f32;
     for (g, ((wg, xg), sx)) in row.chunks(group).zip(xq.chunks(group)).zip(xs).enumerate() {
         acc += dot_i8(wg, xg) as f32 * (scales.get(first + g) * sx);
     }
     acc
+}
+
+/// Q8 rows on Armv7E-M: each row's whole groups in one assembly loop over
+/// the activations' SXTB16 pair layout, its short last group word by word,
+/// with [`dot_q8_row`]'s results bit for bit. Returns false (nothing
+/// written) where it does not apply: a group size not a multiple of 16,
+/// activations without pairs, or a scale table shorter than the rows.
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+#[allow(clippy::too_many_arguments)]
+fn q8_rows_dsp<S: Scales>(
+    out: &mut [f32],
+    data: &[u8],
+    cols: usize,
+    scales: &S,
+    group: usize,
+    xq: &[i8],
+    pairs: &[u32],
+    xs: &[f32],
+) -> bool {
+    let gpr = cols.div_ceil(group.max(1));
+    let (raw, scale_bytes, half) = match (scales.f16_bytes(), scales.f32_bytes()) {
+        (Some(b), _) => (b, 2, true),
+        (None, Some(b)) => (b, 4, false),
+        (None, None) => return false,
+    };
+    if group == 0
+        || !group.is_multiple_of(16)
+        || cols == 0
+        || xq.len() < cols
+        || pairs.len() < pair_words(cols)
+        || xs.len() < gpr
+        || data.len() < out.len() * cols
+        || raw.len() < out.len() * gpr * scale_bytes
+    {
+        return false;
+    }
+    let whole = cols / group;
+    let tail = whole * group;
+    let (tail_x, tail_pairs) = (
+        xq.get(tail..cols).unwrap_or(&[]),
+        pairs.get(tail / 2..).unwrap_or(&[]),
+    );
+    let tail_sx = xs.get(whole).copied().unwrap_or(0.0);
+    let rows = data
+        .chunks_exact(cols)
+        .zip(raw.chunks_exact(gpr * scale_bytes));
+    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
+        let mut acc = 0f32;
+        if whole > 0 {
+            let (w, x, ws, xsp) = (
+                row.as_ptr(),
+                pairs.as_ptr(),
+                row_scales.as_ptr(),
+                xs.as_ptr(),
+            );
+            // SAFETY: the row holds `whole · group` bytes, `pairs` `whole ·
+            // group / 2` words, `row_scales` `whole` scales and `xs` `whole`
+            // f32s (all checked above); `group / 16 ≥ 1`.
+            acc = unsafe {
+                if half {
+                    arm::q8_groups_f16(w, x, ws, xsp, whole, group / 16)
+                } else {
+                    arm::q8_groups_f32(w, x, ws, xsp, whole, group / 16)
+                }
+            };
+        }
+        if tail < cols {
+            let isum = arm::dot_i8_pairs_tail(row.get(tail..).unwrap_or(&[]), tail_pairs, tail_x);
+            let sw = row_scales.get(whole * scale_bytes..).map_or(0.0, |b| {
+                if half {
+                    F16Scales(b).get(0)
+                } else {
+                    F32Scales(b).get(0)
+                }
+            });
+            acc += isum as f32 * (sw * tail_sx);
+        }
+        *o = acc;
+    }
+    true
 }
 
 #[inline]
@@ -951,8 +1069,10 @@ mod tests {
                             let n = cols + 1;
                             let (mut q, mut sp, mut sc, mut su) =
                                 (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                            let mut acts =
-                                QuantizedActivations::new(&mut q, &mut sp, &mut sc, &mut su);
+                            let mut pa = vec![0u32; pair_words(n)];
+                            let mut acts = QuantizedActivations::new(
+                                &mut q, &mut sp, &mut pa, &mut sc, &mut su,
+                            );
                             let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
                             match dtype {
                                 DType::F32 | DType::F16 => {
@@ -974,6 +1094,38 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// SXTB16 of a weight word gives its bytes 0 and 2 (then, rotated by 8,
+    /// 1 and 3) as signed halves; SMLAD multiplies halves pairwise. Emulated
+    /// here, the pair layout must give every dot product exactly, including
+    /// lengths that are not a multiple of 4 (zero padding).
+    #[test]
+    fn sxtb16_pair_layout_gives_exact_dot_products() {
+        let sxtb16 = |v: u32| [(v as u8 as i8) as i32, ((v >> 16) as u8 as i8) as i32];
+        let halves = |v: u32| [(v as u16 as i16) as i32, ((v >> 16) as u16 as i16) as i32];
+        let mut rng = crate::sampling::Rng::new(5);
+        for len in [1usize, 3, 4, 7, 16, 21, 32, 341] {
+            let q: Vec<i8> = (0..len).map(|_| (rng.next_u64() % 255) as i8).collect();
+            let w: Vec<u8> = (0..len.div_ceil(4) * 4)
+                .map(|i| if i < len { rng.next_u64() as u8 } else { 0 })
+                .collect();
+            let mut pairs = vec![u32::MAX; pair_words(len)];
+            fill_pairs(&q, &mut pairs);
+            let mut got = 0i32;
+            for (wb, p) in w.chunks_exact(4).zip(pairs.chunks_exact(2)) {
+                let word = u32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]);
+                let (w02, w13) = (sxtb16(word), sxtb16(word >> 8));
+                let (x02, x13) = (halves(p[0]), halves(p[1]));
+                got += w02[0] * x02[0] + w02[1] * x02[1] + w13[0] * x13[0] + w13[1] * x13[1];
+            }
+            let want: i32 = w
+                .iter()
+                .zip(&q)
+                .map(|(a, b)| (*a as i8 as i32) * (*b as i32))
+                .sum();
+            assert_eq!(got, want, "len {len}");
         }
     }
 
@@ -1008,8 +1160,10 @@ mod tests {
                             let n = cols + 1;
                             let (mut q, mut sp, mut sc, mut su) =
                                 (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                            let mut acts =
-                                QuantizedActivations::new(&mut q, &mut sp, &mut sc, &mut su);
+                            let mut pa = vec![0u32; pair_words(n)];
+                            let mut acts = QuantizedActivations::new(
+                                &mut q, &mut sp, &mut pa, &mut sc, &mut su,
+                            );
                             acts.quantize(&x, group);
                             matvec_quantized(&mut want[t * rows..(t + 1) * rows], &w, &acts);
                             q_all[t * qs..t * qs + cols].copy_from_slice(&q[..cols]);

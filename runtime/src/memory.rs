@@ -12,7 +12,8 @@
 //!                + n_experts                     router logits (MoE only)
 //!                + 2 · max(dim, hidden)          activation group scales and sums
 //!                + vocab                         sampler candidates (top-k / top-p sort)
-//!                + context )                     token ids (prompt and generated)
+//!                + context                       token ids (prompt and generated)
+//!                + 2 · ⌈max(dim, hidden) / 4⌉ )  activations as SXTB16 pairs (Armv7E-M)
 //!          + 2 · (max(dim, hidden) + 1)          int8 activations, and split for Q4
 //! total    = kv_cache + scratch + 15             (each buffer rounded up to 16
 //!                                                 bytes; 15 to align the arena start)
@@ -21,6 +22,7 @@
 //! the plan depends on the config only, not on how a blob was quantized.
 
 use crate::format::ModelConfig;
+use crate::kernels::pair_words;
 
 /// Alignment of the arena start and of every buffer in it.
 pub const ALIGN: usize = 16;
@@ -107,7 +109,7 @@ pub fn plan(config: &ModelConfig, context: usize, kv: KvDType) -> MemoryPlan {
 /// Byte sizes of the batch region of a session made with
 /// [`crate::session::Session::with_batch`]: `n` tokens' activations and
 /// quantized activations, and `logit_rows` logits rows.
-pub(crate) fn batch_buffers(l: &Layout, n: usize, logit_rows: usize) -> [usize; 13] {
+pub(crate) fn batch_buffers(l: &Layout, n: usize, logit_rows: usize) -> [usize; 14] {
     let rows = |e: usize| e.saturating_mul(n);
     [
         f32s(rows(l.dim)),                        // x
@@ -121,6 +123,7 @@ pub(crate) fn batch_buffers(l: &Layout, n: usize, logit_rows: usize) -> [usize; 
         f32s(l.vocab.saturating_mul(logit_rows)), // logits rows
         round(rows(l.act.saturating_add(1))),     // int8 activations
         round(rows(l.act.saturating_add(1))),     // the even/odd split
+        f32s(rows(pair_words(l.act))),            // SXTB16 pairs (u32)
         f32s(rows(l.act)),                        // activation scales
         f32s(rows(l.act)),                        // activation group sums
     ]
@@ -128,8 +131,9 @@ pub(crate) fn batch_buffers(l: &Layout, n: usize, logit_rows: usize) -> [usize; 
 
 /// Exact arena bytes for [`crate::session::Session::with_batch`]: [`plan`]
 /// plus room to run `batch` tokens in one pass and keep each one's logits
-/// (`batch · (4 · dim + 2 · kv_dim + 2 · hidden + vocab + 2 · act) · 4 +
-/// 2 · batch · (act + 1)` bytes, each buffer rounded up to 16). `batch == 0`
+/// (`batch · (4 · dim + 2 · kv_dim + 2 · hidden + vocab + 2 · act +
+/// 2 · ⌈act / 4⌉) · 4 + 2 · batch · (act + 1)` bytes, each buffer rounded up
+/// to 16). `batch == 0`
 /// is exactly [`plan`].
 pub fn plan_batch(config: &ModelConfig, context: usize, kv: KvDType, batch: usize) -> MemoryPlan {
     plan_rows(config, context, kv, batch, batch)
@@ -162,6 +166,7 @@ pub(crate) fn plan_rows(
         f32s(l.experts),                // router logits
         round(l.act.saturating_add(1)), // int8 activations (+ Q4 pair pad)
         round(l.act.saturating_add(1)), // the same split into even/odd halves per group
+        f32s(pair_words(l.act)),        // the same as SXTB16 pairs (u32, Armv7E-M)
         f32s(l.act),                    // activation scales
         f32s(l.act),                    // activation group sums (i32)
         f32s(l.vocab),                  // sampler candidates (u32)

@@ -196,6 +196,7 @@ struct Batch<'m> {
     logits: &'m mut [f32],
     act_q: &'m mut [i8],
     act_split: &'m mut [i8],
+    act_pairs: &'m mut [u32],
     act_scales: &'m mut [f32],
     act_sums: &'m mut [i32],
 }
@@ -326,13 +327,15 @@ impl<'m, 'a> Session<'m, 'a> {
         let act_q = carve::<i8>(&mut rest, memory::round(l.act + 1), l.act + 1).ok_or(too_small)?;
         let act_split =
             carve::<i8>(&mut rest, memory::round(l.act + 1), l.act + 1).ok_or(too_small)?;
+        let pairs = kernels::pair_words(l.act);
+        let act_pairs = carve::<u32>(&mut rest, memory::f32s(pairs), pairs).ok_or(too_small)?;
         let act_scales = carve::<f32>(&mut rest, memory::f32s(l.act), l.act).ok_or(too_small)?;
         let act_sums = carve::<i32>(&mut rest, memory::f32s(l.act), l.act).ok_or(too_small)?;
         let candidates =
             carve::<u32>(&mut rest, memory::f32s(l.vocab), l.vocab).ok_or(too_small)?;
         let tokens =
             carve::<u32>(&mut rest, memory::f32s(l.context), l.context).ok_or(too_small)?;
-        let [bx, bxb, bxb2, bq, bk, bv, bhb, bhb2, blogits, bact_q, bact_split, bact_scales, bact_sums] =
+        let [bx, bxb, bxb2, bq, bk, bv, bhb, bhb2, blogits, bact_q, bact_split, bact_pairs, bact_scales, bact_sums] =
             memory::batch_buffers(&l, batch, logit_rows);
         let n = batch;
         let mut f32s = |bytes: usize, e: usize| {
@@ -364,6 +367,8 @@ impl<'m, 'a> Session<'m, 'a> {
             logits: blogits,
             act_q: carve::<i8>(&mut rest, bact_q, per_q).ok_or(too_small)?,
             act_split: carve::<i8>(&mut rest, bact_split, per_q).ok_or(too_small)?,
+            act_pairs: carve::<u32>(&mut rest, bact_pairs, pairs.saturating_mul(n))
+                .ok_or(too_small)?,
             act_scales: carve::<f32>(&mut rest, bact_scales_n, per_s).ok_or(too_small)?,
             act_sums: carve::<i32>(&mut rest, bact_sums, per_s).ok_or(too_small)?,
         };
@@ -407,7 +412,7 @@ impl<'m, 'a> Session<'m, 'a> {
             att,
             logits,
             router,
-            acts: QuantizedActivations::new(act_q, act_split, act_scales, act_sums),
+            acts: QuantizedActivations::new(act_q, act_split, act_pairs, act_scales, act_sums),
             candidates,
             tokens,
             batch,
@@ -735,6 +740,7 @@ impl Session<'_, '_> {
             logits,
             act_q,
             act_split,
+            act_pairs,
             act_scales,
             act_sums,
             ..
@@ -742,6 +748,7 @@ impl Session<'_, '_> {
         let mut acts = BatchActs {
             q: act_q,
             split: act_split,
+            pairs: act_pairs,
             scales: act_scales,
             sums: act_sums,
             act,
@@ -862,6 +869,7 @@ impl Session<'_, '_> {
 struct BatchActs<'b> {
     q: &'b mut [i8],
     split: &'b mut [i8],
+    pairs: &'b mut [u32],
     scales: &'b mut [f32],
     sums: &'b mut [i32],
     act: usize,
@@ -909,20 +917,21 @@ fn project_batch(
     }
     let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
     let n = acts.n.min(x.len() / cols).min(out.len() / rows);
-    let (qn, sn) = (acts.act + 1, acts.act);
+    let (qn, sn, pn) = (acts.act + 1, acts.act, kernels::pair_words(acts.act));
     if quantized && (!*fresh || acts.group != w.group as usize) {
         let mut len = 0;
         for t in 0..n {
-            let (Some(q), Some(split), Some(scales), Some(sums), Some(xt)) = (
+            let (Some(q), Some(split), Some(pairs), Some(scales), Some(sums), Some(xt)) = (
                 acts.q.get_mut(t * qn..(t + 1) * qn),
                 acts.split.get_mut(t * qn..(t + 1) * qn),
+                acts.pairs.get_mut(t * pn..(t + 1) * pn),
                 acts.scales.get_mut(t * sn..(t + 1) * sn),
                 acts.sums.get_mut(t * sn..(t + 1) * sn),
                 x.get(t * cols..(t + 1) * cols),
             ) else {
                 continue;
             };
-            let mut a = QuantizedActivations::new(q, split, scales, sums);
+            let mut a = QuantizedActivations::new(q, split, pairs, scales, sums);
             a.quantize(xt, w.group as usize);
             len = a.len();
         }
@@ -956,16 +965,17 @@ fn project_batch(
                 continue;
             };
             if quantized {
-                let (Some(q), Some(split), Some(scales), Some(sums)) = (
+                let (Some(q), Some(split), Some(pairs), Some(scales), Some(sums)) = (
                     acts.q.get_mut(t * qn..(t + 1) * qn),
                     acts.split.get_mut(t * qn..(t + 1) * qn),
+                    acts.pairs.get_mut(t * pn..(t + 1) * pn),
                     acts.scales.get_mut(t * sn..(t + 1) * sn),
                     acts.sums.get_mut(t * sn..(t + 1) * sn),
                 ) else {
                     continue;
                 };
                 let a = QuantizedActivations::with_contents(
-                    q, split, scales, sums, acts.len, acts.group,
+                    q, split, pairs, scales, sums, acts.len, acts.group,
                 );
                 kernels::matvec_quantized(o, &wb, &a);
             } else if let Some(xt) = x.get(t * cols..(t + 1) * cols) {

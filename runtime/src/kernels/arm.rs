@@ -70,6 +70,7 @@ pub fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
 
 /// Exact IEEE half → single conversion by the FPU (`vcvtb.f32.f16`; the
 /// FPSCR's AHP bit is 0 from reset, so the format is IEEE half).
+#[cfg(thinkling_arm_fp16)]
 #[inline(always)]
 pub fn f16_bits_to_f32(h: u16) -> f32 {
     let out: u32;
@@ -89,12 +90,13 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
     f32::from_bits(out)
 }
 
-/// One attention head of head size 8 over an f16 KV cache, as the portable
-/// loop computes it: `scores[p] = combine(0 + q_i · k_p,i) · scale` (VMLA is
-/// the unfused multiply-accumulate: the product is rounded, then added),
-/// softmax, then `out_i = Σ_p scores[p] · v_p,i` in position order. Keys and
-/// values are converted two at a time (VCVTB/VCVTT) straight from the cache
-/// words. Returns false (nothing done) when it does not apply.
+/// One attention head over an f16 KV cache, head size a multiple of 8, as
+/// the portable loop computes it: `scores[p] = combine(q · k_p) · scale`
+/// with eight lanes accumulated chunk by chunk (VMLA is the unfused
+/// multiply-accumulate: the product is rounded, then added), softmax, then
+/// `out_i = Σ_p scores[p] · v_p,i` in position order, eight outputs at a
+/// time. Keys and values are converted two at a time (VCVTB/VCVTT) straight
+/// from the cache words. Returns false (nothing done) when it does not apply.
 #[cfg(thinkling_arm_fp16)]
 #[allow(clippy::too_many_arguments)]
 pub fn attend_head_f16(
@@ -107,16 +109,18 @@ pub fn attend_head_f16(
     off: usize,
     scale: f32,
 ) -> bool {
-    const HD: usize = 8;
+    let hd = q.len();
+    let chunks = hd / 8;
     let n = scores.len();
     let rows = n.saturating_mul(kv_dim);
     let aligned = |p: *const u16| (p as usize).is_multiple_of(4);
-    if q.len() != HD
-        || out.len() < HD
+    if chunks == 0
+        || !hd.is_multiple_of(8)
+        || out.len() < hd
         || n == 0
         || !kv_dim.is_multiple_of(2)
         || !off.is_multiple_of(2)
-        || off + HD > kv_dim
+        || off + hd > kv_dim
         || keys.len() < rows
         || values.len() < rows
         || !aligned(keys.as_ptr())
@@ -125,20 +129,23 @@ pub fn attend_head_f16(
         return false;
     }
     let stride = kv_dim * 2;
-    // SAFETY: `q` and `out` hold 8 f32s, `scores` `n`; every key/value row
-    // `p < n` has its 8 halves at `off` inside the slices (checked above),
+    // SAFETY: `q` holds `8 · chunks` f32s, `scores` `n`; every key row
+    // `p < n` has its `hd` halves at `off` inside the slice (checked above),
     // word-aligned as VLDM needs. Only the declared registers are written.
     unsafe {
         asm!(
-            "vldmia {qp}, {{s16-s23}}",
             "vmov s12, {scale}",
             "2:",
-            "vldmia {kp}, {{s8-s11}}",
-            "add {kp}, {kp}, {stride}",
             "vmov s0, s1, {z}, {z}",
             "vmov s2, s3, {z}, {z}",
             "vmov s4, s5, {z}, {z}",
             "vmov s6, s7, {z}, {z}",
+            "mov {j}, {chunks}",
+            "mov {qq}, {qp}",
+            "mov {kk}, {kp}",
+            "3:",
+            "vldmia {qq}!, {{s16-s23}}",
+            "vldmia {kk}!, {{s8-s11}}",
             "vcvtb.f32.f16 s24, s8",
             "vcvtt.f32.f16 s25, s8",
             "vcvtb.f32.f16 s26, s9",
@@ -155,6 +162,9 @@ pub fn attend_head_f16(
             "vmla.f32 s5, s21, s29",
             "vmla.f32 s6, s22, s30",
             "vmla.f32 s7, s23, s31",
+            "subs {j}, {j}, #1",
+            "bne 3b",
+            "add {kp}, {kp}, {stride}",
             "vadd.f32 s0, s0, s1",
             "vadd.f32 s2, s2, s3",
             "vadd.f32 s4, s4, s5",
@@ -170,6 +180,10 @@ pub fn attend_head_f16(
             kp = inout(reg) keys.as_ptr().add(off) => _,
             sp = inout(reg) scores.as_mut_ptr() => _,
             n = inout(reg) n => _,
+            chunks = in(reg) chunks,
+            j = out(reg) _,
+            qq = out(reg) _,
+            kk = out(reg) _,
             stride = in(reg) stride,
             scale = in(reg) scale.to_bits(),
             z = in(reg) 0u32,
@@ -185,93 +199,250 @@ pub fn attend_head_f16(
         );
     }
     super::softmax(scores);
-    // SAFETY: as above; `out` has room for the 8 results.
-    unsafe {
-        asm!(
-            "vmov s0, s1, {z}, {z}",
-            "vmov s2, s3, {z}, {z}",
-            "vmov s4, s5, {z}, {z}",
-            "vmov s6, s7, {z}, {z}",
-            "2:",
-            "vldmia {ap}!, {{s16}}",
-            "vldmia {vp}, {{s8-s11}}",
-            "add {vp}, {vp}, {stride}",
-            "vcvtb.f32.f16 s24, s8",
-            "vcvtt.f32.f16 s25, s8",
-            "vcvtb.f32.f16 s26, s9",
-            "vcvtt.f32.f16 s27, s9",
-            "vcvtb.f32.f16 s28, s10",
-            "vcvtt.f32.f16 s29, s10",
-            "vcvtb.f32.f16 s30, s11",
-            "vcvtt.f32.f16 s31, s11",
-            "vmla.f32 s0, s16, s24",
-            "vmla.f32 s1, s16, s25",
-            "vmla.f32 s2, s16, s26",
-            "vmla.f32 s3, s16, s27",
-            "vmla.f32 s4, s16, s28",
-            "vmla.f32 s5, s16, s29",
-            "vmla.f32 s6, s16, s30",
-            "vmla.f32 s7, s16, s31",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            "vstmia {op}, {{s0-s7}}",
-            ap = inout(reg) scores.as_ptr() => _,
-            vp = inout(reg) values.as_ptr().add(off) => _,
-            n = inout(reg) n => _,
-            stride = in(reg) stride,
-            op = in(reg) out.as_mut_ptr(),
-            z = in(reg) 0u32,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s16") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
-        );
+    for c in 0..chunks {
+        // SAFETY: as above; `out` has room for the 8 results of chunk `c`,
+        // whose values lie at `off + 8c..off + 8c + 8` of every row.
+        unsafe {
+            asm!(
+                "vmov s0, s1, {z}, {z}",
+                "vmov s2, s3, {z}, {z}",
+                "vmov s4, s5, {z}, {z}",
+                "vmov s6, s7, {z}, {z}",
+                "2:",
+                "vldmia {ap}!, {{s16}}",
+                "vldmia {vp}, {{s8-s11}}",
+                "add {vp}, {vp}, {stride}",
+                "vcvtb.f32.f16 s24, s8",
+                "vcvtt.f32.f16 s25, s8",
+                "vcvtb.f32.f16 s26, s9",
+                "vcvtt.f32.f16 s27, s9",
+                "vcvtb.f32.f16 s28, s10",
+                "vcvtt.f32.f16 s29, s10",
+                "vcvtb.f32.f16 s30, s11",
+                "vcvtt.f32.f16 s31, s11",
+                "vmla.f32 s0, s16, s24",
+                "vmla.f32 s1, s16, s25",
+                "vmla.f32 s2, s16, s26",
+                "vmla.f32 s3, s16, s27",
+                "vmla.f32 s4, s16, s28",
+                "vmla.f32 s5, s16, s29",
+                "vmla.f32 s6, s16, s30",
+                "vmla.f32 s7, s16, s31",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vstmia {op}, {{s0-s7}}",
+                ap = inout(reg) scores.as_ptr() => _,
+                vp = inout(reg) values.as_ptr().add(off + 8 * c) => _,
+                n = inout(reg) n => _,
+                stride = in(reg) stride,
+                op = in(reg) out.as_mut_ptr().add(8 * c),
+                z = in(reg) 0u32,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s16") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                options(nostack),
+            );
+        }
     }
     true
 }
 
-/// Exact `Σ w·x` of `8 · n8` int8 weights and activations (`n8 ≥ 1`).
+/// `acc + Σ w_i · x_i` of four int8 weights packed in `w` and their
+/// activations as SXTB16 pairs (`x02` elements 0 and 2, `x13` 1 and 3).
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+fn smlad_pairs(acc: i32, w: u32, x02: u32, x13: u32) -> i32 {
+    let out: i32;
+    // SAFETY: register-only DSP instructions; no memory or stack access.
+    unsafe {
+        asm!(
+            "sxtb16 {a}, {w}",
+            "smlad {acc}, {a}, {x02}, {acc}",
+            "sxtb16 {a}, {w}, ror #8",
+            "smlad {acc}, {a}, {x13}, {acc}",
+            w = in(reg) w,
+            x02 = in(reg) x02,
+            x13 = in(reg) x13,
+            a = out(reg) _,
+            acc = inout(reg) acc => out,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// Sixteen int8 multiply-adds into `{isum}`: per four weights one load,
+/// two unpacks (SXTB16), one double-word load of activation pairs and two
+/// dual 16-bit multiply-adds (SMLAD).
+#[cfg(thinkling_arm_fp16)]
+macro_rules! mac16 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+        )
+    };
+}
+
+/// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
+/// of `16 · n16` weights of one Q8 row, with half-precision weight scales:
+/// each group's exact integer sum is converted, scaled and added in group
+/// order with the portable loop's roundings (VMLA rounds the product, then
+/// the sum).
 ///
 /// # Safety
-/// `w` and `x` point at `8 · n8` readable bytes.
+/// `w` points at `16 · n16 · groups` readable bytes, `x` at `8 · n16 ·
+/// groups` word-aligned pair words, `ws` at `groups` little-endian halves,
+/// `xs` at `groups` f32s. (LDR and LDRH may be unaligned on Armv7E-M.)
+#[cfg(thinkling_arm_fp16)]
 #[inline(always)]
-pub unsafe fn dot_i8_words(w: *const u8, x: *const i8, n8: usize) -> i32 {
-    let acc: i32;
+pub unsafe fn q8_groups_f16(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    groups: usize,
+    n16: usize,
+) -> f32 {
+    let acc: u32;
     asm!(
-        "movs {acc}, #0",
+        "vmov s3, {acc}",
         "2:",
-        "ldr {w0}, [{wp}], #4",
-        "ldr {x0}, [{xp}], #4",
-        "ldr {w1}, [{wp}], #4",
-        "ldr {x1}, [{xp}], #4",
-        "sxtb16 {a}, {w0}",
-        "sxtb16 {b}, {x0}",
-        "smlad {acc}, {a}, {b}, {acc}",
-        "sxtb16 {a}, {w0}, ror #8",
-        "sxtb16 {b}, {x0}, ror #8",
-        "smlad {acc}, {a}, {b}, {acc}",
-        "sxtb16 {a}, {w1}",
-        "sxtb16 {b}, {x1}",
-        "smlad {acc}, {a}, {b}, {acc}",
-        "sxtb16 {a}, {w1}, ror #8",
-        "sxtb16 {b}, {x1}, ror #8",
-        "smlad {acc}, {a}, {b}, {acc}",
+        "movs {isum}, #0",
+        "mov {k}, {n16}",
+        "3:",
+        mac16!(),
+        "subs {k}, {k}, #1",
+        "bne 3b",
+        "vmov s0, {isum}",
+        "vcvt.f32.s32 s0, s0",
+        "ldrh {w}, [{wsp}], #2",
+        "vmov s1, {w}",
+        "vcvtb.f32.f16 s1, s1",
+        "vldmia {xsp}!, {{s2}}",
+        "vmul.f32 s1, s1, s2",
+        "vmla.f32 s3, s0, s1",
         "subs {n}, {n}, #1",
         "bne 2b",
-        acc = out(reg) acc,
+        "vmov {acc}, s3",
+        acc = inout(reg) 0u32 => acc,
         wp = inout(reg) w => _,
         xp = inout(reg) x => _,
-        n = inout(reg) n8 => _,
-        w0 = out(reg) _,
+        wsp = inout(reg) ws => _,
+        xsp = inout(reg) xs => _,
+        n = inout(reg) groups => _,
+        n16 = in(reg) n16,
+        k = out(reg) _,
+        isum = out(reg) _,
+        w = out(reg) _,
         x0 = out(reg) _,
-        w1 = out(reg) _,
         x1 = out(reg) _,
         a = out(reg) _,
-        b = out(reg) _,
-        options(pure, readonly, nostack),
+        out("s0") _,
+        out("s1") _,
+        out("s2") _,
+        out("s3") _,
+        options(readonly, nostack),
     );
+    f32::from_bits(acc)
+}
+
+/// [`q8_groups_f16`] with f32 weight scales (`ws` at `groups` f32s).
+///
+/// # Safety
+/// As [`q8_groups_f16`].
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+pub unsafe fn q8_groups_f32(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    groups: usize,
+    n16: usize,
+) -> f32 {
+    let acc: u32;
+    asm!(
+        "vmov s3, {acc}",
+        "2:",
+        "movs {isum}, #0",
+        "mov {k}, {n16}",
+        "3:",
+        mac16!(),
+        "subs {k}, {k}, #1",
+        "bne 3b",
+        "vmov s0, {isum}",
+        "vcvt.f32.s32 s0, s0",
+        "ldr {w}, [{wsp}], #4",
+        "vmov s1, {w}",
+        "vldmia {xsp}!, {{s2}}",
+        "vmul.f32 s1, s1, s2",
+        "vmla.f32 s3, s0, s1",
+        "subs {n}, {n}, #1",
+        "bne 2b",
+        "vmov {acc}, s3",
+        acc = inout(reg) 0u32 => acc,
+        wp = inout(reg) w => _,
+        xp = inout(reg) x => _,
+        wsp = inout(reg) ws => _,
+        xsp = inout(reg) xs => _,
+        n = inout(reg) groups => _,
+        n16 = in(reg) n16,
+        k = out(reg) _,
+        isum = out(reg) _,
+        w = out(reg) _,
+        x0 = out(reg) _,
+        x1 = out(reg) _,
+        a = out(reg) _,
+        out("s0") _,
+        out("s1") _,
+        out("s2") _,
+        out("s3") _,
+        options(readonly, nostack),
+    );
+    f32::from_bits(acc)
+}
+
+/// Exact `Σ w·x` of a short group: whole words of weights against their
+/// activation pairs, the last one to three elements from `xq`.
+#[cfg(thinkling_arm_fp16)]
+#[inline]
+pub fn dot_i8_pairs_tail(w: &[u8], pairs: &[u32], xq: &[i8]) -> i32 {
+    let n = w.len().min(xq.len());
+    let words = n / 4;
+    let mut acc = 0i32;
+    for (wb, p) in w.chunks_exact(4).take(words).zip(pairs.chunks_exact(2)) {
+        if let [x02, x13] = p {
+            acc = smlad_pairs(acc, word(wb), *x02, *x13);
+        }
+    }
+    for (a, b) in w.iter().zip(xq).take(n).skip(words * 4) {
+        acc += (*a as i8 as i32) * (*b as i32);
+    }
     acc
 }
