@@ -756,8 +756,8 @@ fn q8_rows_dsp<S: Scales>(
         || xq.len() < cols
         || pairs.len() < pair_words(cols)
         || xs.len() < gpr
-        || data.len() < out.len() * cols
-        || raw.len() < out.len() * gpr * scale_bytes
+        || data.len() < out.len().saturating_mul(cols)
+        || raw.len() < out.len().saturating_mul(gpr * scale_bytes)
     {
         return false;
     }
