@@ -309,6 +309,53 @@ macro_rules! mac16 {
     };
 }
 
+/// The group loop of [`q8_groups_f16`] and [`q8_groups_f32`]; `$scale`
+/// is the assembly that loads the next weight scale into `s1` as f32.
+#[cfg(thinkling_arm_fp16)]
+macro_rules! q8_groups {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $n16:expr, $scale:expr) => {{
+        let acc: u32;
+        asm!(
+            "vmov s3, {acc}",
+            "2:",
+            "movs {isum}, #0",
+            "mov {k}, {n16}",
+            "3:",
+            mac16!(),
+            "subs {k}, {k}, #1",
+            "bne 3b",
+            "vmov s0, {isum}",
+            "vcvt.f32.s32 s0, s0",
+            $scale,
+            "vldmia {xsp}!, {{s2}}",
+            "vmul.f32 s1, s1, s2",
+            "vmla.f32 s3, s0, s1",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vmov {acc}, s3",
+            acc = inout(reg) 0u32 => acc,
+            wp = inout(reg) $w => _,
+            xp = inout(reg) $x => _,
+            wsp = inout(reg) $ws => _,
+            xsp = inout(reg) $xs => _,
+            n = inout(reg) $groups => _,
+            n16 = in(reg) $n16,
+            k = out(reg) _,
+            isum = out(reg) _,
+            w = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            a = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            options(readonly, nostack),
+        );
+        f32::from_bits(acc)
+    }};
+}
+
 /// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
 /// of `16 · n16` weights of one Q8 row, with half-precision weight scales:
 /// each group's exact integer sum is converted, scaled and added in group
@@ -329,47 +376,15 @@ pub unsafe fn q8_groups_f16(
     groups: usize,
     n16: usize,
 ) -> f32 {
-    let acc: u32;
-    asm!(
-        "vmov s3, {acc}",
-        "2:",
-        "movs {isum}, #0",
-        "mov {k}, {n16}",
-        "3:",
-        mac16!(),
-        "subs {k}, {k}, #1",
-        "bne 3b",
-        "vmov s0, {isum}",
-        "vcvt.f32.s32 s0, s0",
-        "ldrh {w}, [{wsp}], #2",
-        "vmov s1, {w}",
-        "vcvtb.f32.f16 s1, s1",
-        "vldmia {xsp}!, {{s2}}",
-        "vmul.f32 s1, s1, s2",
-        "vmla.f32 s3, s0, s1",
-        "subs {n}, {n}, #1",
-        "bne 2b",
-        "vmov {acc}, s3",
-        acc = inout(reg) 0u32 => acc,
-        wp = inout(reg) w => _,
-        xp = inout(reg) x => _,
-        wsp = inout(reg) ws => _,
-        xsp = inout(reg) xs => _,
-        n = inout(reg) groups => _,
-        n16 = in(reg) n16,
-        k = out(reg) _,
-        isum = out(reg) _,
-        w = out(reg) _,
-        x0 = out(reg) _,
-        x1 = out(reg) _,
-        a = out(reg) _,
-        out("s0") _,
-        out("s1") _,
-        out("s2") _,
-        out("s3") _,
-        options(readonly, nostack),
-    );
-    f32::from_bits(acc)
+    q8_groups!(
+        w,
+        x,
+        ws,
+        xs,
+        groups,
+        n16,
+        "ldrh {w}, [{wsp}], #2\nvmov s1, {w}\nvcvtb.f32.f16 s1, s1"
+    )
 }
 
 /// [`q8_groups_f16`] with f32 weight scales (`ws` at `groups` f32s).
@@ -386,46 +401,15 @@ pub unsafe fn q8_groups_f32(
     groups: usize,
     n16: usize,
 ) -> f32 {
-    let acc: u32;
-    asm!(
-        "vmov s3, {acc}",
-        "2:",
-        "movs {isum}, #0",
-        "mov {k}, {n16}",
-        "3:",
-        mac16!(),
-        "subs {k}, {k}, #1",
-        "bne 3b",
-        "vmov s0, {isum}",
-        "vcvt.f32.s32 s0, s0",
-        "ldr {w}, [{wsp}], #4",
-        "vmov s1, {w}",
-        "vldmia {xsp}!, {{s2}}",
-        "vmul.f32 s1, s1, s2",
-        "vmla.f32 s3, s0, s1",
-        "subs {n}, {n}, #1",
-        "bne 2b",
-        "vmov {acc}, s3",
-        acc = inout(reg) 0u32 => acc,
-        wp = inout(reg) w => _,
-        xp = inout(reg) x => _,
-        wsp = inout(reg) ws => _,
-        xsp = inout(reg) xs => _,
-        n = inout(reg) groups => _,
-        n16 = in(reg) n16,
-        k = out(reg) _,
-        isum = out(reg) _,
-        w = out(reg) _,
-        x0 = out(reg) _,
-        x1 = out(reg) _,
-        a = out(reg) _,
-        out("s0") _,
-        out("s1") _,
-        out("s2") _,
-        out("s3") _,
-        options(readonly, nostack),
-    );
-    f32::from_bits(acc)
+    q8_groups!(
+        w,
+        x,
+        ws,
+        xs,
+        groups,
+        n16,
+        "ldr {w}, [{wsp}], #4\nvmov s1, {w}"
+    )
 }
 
 /// Exact `Σ w·x` of a short group: whole words of weights against their
