@@ -301,6 +301,28 @@ pub struct QuantizedActivations<'s> {
     sums: &'s mut [i32],
     len: usize,
     group: usize,
+    /// Which rearrangements of `q` are filled (see [`Self::quantize_for`]).
+    layouts: Layouts,
+}
+
+/// The rearrangements of quantized activations a buffer holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Layouts {
+    /// The Q4 even/odd split.
+    pub split: bool,
+    /// The Armv7E-M SXTB16 pairs.
+    pub pairs: bool,
+}
+
+impl Layouts {
+    /// Whether these are all that `dtype`'s kernels read here.
+    pub(crate) fn serve(self, dtype: DType) -> bool {
+        match dtype {
+            DType::Q4 => self.split,
+            DType::Q8 => self.pairs || !PAIRS,
+            DType::F32 | DType::F16 => false,
+        }
+    }
 }
 
 impl<'s> QuantizedActivations<'s> {
@@ -322,29 +344,30 @@ impl<'s> QuantizedActivations<'s> {
             sums,
             len: 0,
             group: 0,
+            layouts: Layouts::default(),
         }
     }
 
-    /// Buffers that already hold a quantization of `len` elements in groups
-    /// of `group` (a batch keeps one set per token and views them again).
-    pub(crate) fn with_contents(
-        q: &'s mut [i8],
-        split: &'s mut [i8],
-        pairs: &'s mut [u32],
-        scales: &'s mut [f32],
-        sums: &'s mut [i32],
-        len: usize,
-        group: usize,
-    ) -> Self {
-        Self {
-            q,
-            split,
-            pairs,
-            scales,
-            sums,
-            len,
-            group,
-        }
+    /// These buffers as already holding a quantization of `len` elements in
+    /// groups of `group` with `layouts` (a batch keeps one set per token and
+    /// views them again).
+    pub(crate) fn holding(mut self, len: usize, group: usize, layouts: Layouts) -> Self {
+        self.len = len;
+        self.group = group;
+        self.layouts = layouts;
+        self
+    }
+
+    /// The rearrangements the current contents include.
+    pub(crate) fn layouts(&self) -> Layouts {
+        self.layouts
+    }
+
+    /// Whether the contents serve a product with `dtype` weights in groups
+    /// of `group` (quantized with that group size, with the layout that
+    /// dtype's kernels read).
+    pub fn holds(&self, dtype: DType, group: usize) -> bool {
+        self.group == group.max(1) && self.layouts.serve(dtype)
     }
 
     /// Elements held (0 until the first [`Self::quantize`]).
@@ -361,10 +384,24 @@ impl<'s> QuantizedActivations<'s> {
         self.group
     }
 
-    /// Quantizes `x` with `group` elements per scale: `q = round(x / s)`,
-    /// `s = max|x| / 127` per group. Elements past the buffers' capacity are
-    /// dropped (the plan sizes the buffers so that never happens).
+    /// Quantizes `x` with `group` elements per scale for products with
+    /// weights of any quantized dtype (every layout filled).
     pub fn quantize(&mut self, x: &[f32], group: usize) {
+        self.quantize_with(x, group, true, true);
+    }
+
+    /// Quantizes `x` with `group` elements per scale for products with
+    /// `dtype` weights, filling only the layout their kernels read (the Q4
+    /// split costs as much as the quantization itself and Q8 never reads it).
+    pub fn quantize_for(&mut self, x: &[f32], group: usize, dtype: DType) {
+        self.quantize_with(x, group, dtype == DType::Q4, dtype == DType::Q8);
+    }
+
+    /// `q = round(x / s)`, `s = max|x| / 127` per group of `group`; then the
+    /// Q4 split and the Armv7E-M pairs where asked for (and possible).
+    /// Elements past the buffers' capacity are dropped (the plan sizes the
+    /// buffers so that never happens).
+    fn quantize_with(&mut self, x: &[f32], group: usize, split: bool, pairs: bool) {
         let group = group.max(1);
         let len = x.len().min(self.q.len());
         let groups = len
@@ -382,7 +419,7 @@ impl<'s> QuantizedActivations<'s> {
             .zip(self.scales.iter_mut())
             .zip(self.sums.iter_mut())
         {
-            let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let amax = abs_max(xg);
             let scale = amax / crate::quant::Q8_MAX;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             let mut total = 0i32;
@@ -398,11 +435,13 @@ impl<'s> QuantizedActivations<'s> {
         if let Some(pad) = self.q.get_mut(len) {
             *pad = 0;
         }
-        #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
-        if group.is_multiple_of(4) {
+        self.layouts = Layouts::default();
+        if PAIRS && pairs && group.is_multiple_of(4) {
             fill_pairs(self.q.get(..len).unwrap_or(&[]), self.pairs);
+            self.layouts.pairs = true;
         }
-        if group & 1 == 0 {
+        if split && group & 1 == 0 {
+            self.layouts.split = true;
             let padded = len.div_ceil(2) * 2;
             let (Some(q), Some(split)) = (self.q.get(..padded), self.split.get_mut(..padded))
             else {
@@ -422,6 +461,30 @@ impl<'s> QuantizedActivations<'s> {
     }
 }
 
+/// Whether this target's Q8 kernel reads [`QuantizedActivations`]'s SXTB16
+/// pairs (Armv7E-M with its FPU).
+const PAIRS: bool = cfg!(all(
+    target_arch = "arm",
+    thinkling_arm_dsp,
+    thinkling_arm_fp16
+));
+
+/// `max |x|` (0 for an empty slice; NaNs are skipped, as `f32::max` does),
+/// in [`LANES`] lanes so it vectorizes: a maximum does not depend on the
+/// order it is taken in, so this is exactly the sequential fold.
+#[inline]
+fn abs_max(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    lanes.iter().chain(tail).fold(0f32, |m, v| m.max(v.abs()))
+}
+
 /// Words of [`QuantizedActivations`]'s SXTB16 pair layout for `len`
 /// elements (two per four, the last four padded with zeros).
 pub const fn pair_words(len: usize) -> usize {
@@ -429,10 +492,6 @@ pub const fn pair_words(len: usize) -> usize {
 }
 
 /// Writes `q` in the SXTB16 pair layout into `pairs` (as far as both go).
-#[cfg_attr(
-    not(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)),
-    allow(dead_code)
-)]
 fn fill_pairs(q: &[i8], pairs: &mut [u32]) {
     let half = |v: Option<&i8>| v.map_or(0, |v| *v as i16 as u16 as u32);
     for (i, p) in pairs
@@ -467,7 +526,7 @@ pub fn matvec(out: &mut [f32], w: &TensorView<'_>, x: &[f32], acts: &mut Quantiz
     match w.dtype {
         DType::F32 | DType::F16 => matvec_float(out, w, x),
         DType::Q8 | DType::Q4 => {
-            acts.quantize(x, w.group as usize);
+            acts.quantize_for(x, w.group as usize, w.dtype);
             matvec_quantized(out, w, acts);
         }
     }
@@ -511,9 +570,9 @@ pub fn matvec_float_portable(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
     }
 }
 
-/// Matvec of a Q8/Q4 tensor with activations already quantized with the
-/// tensor's group size (`acts.group() == w.group`; otherwise zeros, since the
-/// groups would not line up).
+/// Matvec of a Q8/Q4 tensor with activations already quantized for it
+/// ([`QuantizedActivations::holds`]; otherwise zeros when the groups would
+/// not line up or a Q4 product lacks the split).
 pub fn matvec_quantized(out: &mut [f32], w: &TensorView<'_>, acts: &QuantizedActivations<'_>) {
     matvec_quantized_with(out, w, acts, true);
 }
@@ -535,7 +594,8 @@ fn matvec_quantized_with(
 ) {
     let group = w.group as usize;
     let rb = w.row_bytes();
-    if group == 0 || acts.group != group || acts.len < w.cols() || rb == 0 {
+    let no_split = w.dtype == DType::Q4 && !acts.layouts.split;
+    if group == 0 || acts.group != group || acts.len < w.cols() || rb == 0 || no_split {
         out.fill(0.0);
         return;
     }
@@ -589,6 +649,7 @@ fn quantized_rows<S: Scales>(
     #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
     if native
         && w.dtype == DType::Q8
+        && acts.layouts.pairs
         && q8_rows_dsp(out, w.data, cols, scales, group, xq, acts.pairs, xs)
     {
         return;
@@ -1095,6 +1156,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn abs_max_equals_the_sequential_fold_nans_included() {
+        let mut rng = crate::sampling::Rng::new(3);
+        for len in [0usize, 1, 7, 8, 9, 32, 341] {
+            let mut x: Vec<f32> = (0..len).map(|_| rng.next_f32() * 8.0 - 4.0).collect();
+            if len > 3 {
+                x[len / 2] = f32::NAN;
+                x[1] = -0.0;
+            }
+            let want = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(abs_max(&x).to_bits(), want.to_bits(), "len {len}");
+        }
+    }
+
+    /// Activations quantized for one dtype do not pass for the other's
+    /// layout: a Q4 product over Q8-only activations is zeros, not a read of
+    /// a stale split.
+    #[test]
+    fn quantization_layouts_follow_the_weight_dtype() {
+        let mut rng = crate::sampling::Rng::new(4);
+        let (rows, cols, group) = (4usize, 64usize, 32usize);
+        let (data, scales) = tensor(rows, cols, DType::Q4, group, ScaleType::F32, 9);
+        let w = TensorView {
+            data: &data,
+            scales: &scales,
+            rows: rows as u32,
+            cols: cols as u32,
+            group: group as u32,
+            dtype: DType::Q4,
+            scale_type: ScaleType::F32,
+        };
+        let x: Vec<f32> = (0..cols).map(|_| rng.next_f32() - 0.5).collect();
+        let n = cols + 1;
+        let (mut q, mut sp, mut sc, mut su) =
+            (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
+        let mut pa = vec![0u32; pair_words(n)];
+        let mut acts = QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+        acts.quantize_for(&x, group, DType::Q8);
+        assert!(acts.holds(DType::Q8, group) && !acts.holds(DType::Q4, group));
+        assert!(!acts.holds(DType::Q8, 16));
+        let mut out = vec![f32::NAN; rows];
+        matvec_quantized(&mut out, &w, &acts);
+        assert!(out.iter().all(|v| *v == 0.0), "{out:?}");
+        acts.quantize_for(&x, group, DType::Q4);
+        assert!(acts.holds(DType::Q4, group));
+        matvec_quantized(&mut out, &w, &acts);
+        let mut want = vec![0f32; rows];
+        acts.quantize(&x, group);
+        matvec_quantized(&mut want, &w, &acts);
+        assert_eq!(out, want);
+        assert!(out.iter().any(|v| *v != 0.0));
     }
 
     /// SXTB16 of a weight word gives its bytes 0 and 2 (then, rotated by 8,

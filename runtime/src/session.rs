@@ -755,6 +755,7 @@ impl Session<'_, '_> {
             n,
             len: 0,
             group: 0,
+            layouts: kernels::Layouts::default(),
         };
         for (t, (tok, xt)) in tokens.iter().zip(x.chunks_exact_mut(dim)).enumerate() {
             if let Some(slot) = token_buf.get_mut(base + t) {
@@ -876,6 +877,7 @@ struct BatchActs<'b> {
     n: usize,
     len: usize,
     group: usize,
+    layouts: kernels::Layouts,
 }
 
 /// Weight bytes per block of rows in a batched matvec: the block stays in
@@ -918,8 +920,10 @@ fn project_batch(
     let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
     let n = acts.n.min(x.len() / cols).min(out.len() / rows);
     let (qn, sn, pn) = (acts.act + 1, acts.act, kernels::pair_words(acts.act));
-    if quantized && (!*fresh || acts.group != w.group as usize) {
+    let held = acts.group == w.group.max(1) as usize && acts.layouts.serve(w.dtype);
+    if quantized && (!*fresh || !held) {
         let mut len = 0;
+        let mut layouts = kernels::Layouts::default();
         for t in 0..n {
             let (Some(q), Some(split), Some(pairs), Some(scales), Some(sums), Some(xt)) = (
                 acts.q.get_mut(t * qn..(t + 1) * qn),
@@ -932,11 +936,13 @@ fn project_batch(
                 continue;
             };
             let mut a = QuantizedActivations::new(q, split, pairs, scales, sums);
-            a.quantize(xt, w.group as usize);
+            a.quantize_for(xt, w.group as usize, w.dtype);
             len = a.len();
+            layouts = a.layouts();
         }
         acts.len = len;
         acts.group = w.group.max(1) as usize;
+        acts.layouts = layouts;
         *fresh = true;
     }
     let block = (BLOCK_BYTES / w.row_bytes().max(1)).max(4) / 4 * 4;
@@ -974,8 +980,10 @@ fn project_batch(
                 ) else {
                     continue;
                 };
-                let a = QuantizedActivations::with_contents(
-                    q, split, pairs, scales, sums, acts.len, acts.group,
+                let a = QuantizedActivations::new(q, split, pairs, scales, sums).holding(
+                    acts.len,
+                    acts.group,
+                    acts.layouts,
                 );
                 kernels::matvec_quantized(o, &wb, &a);
             } else if let Some(xt) = x.get(t * cols..(t + 1) * cols) {
@@ -999,8 +1007,8 @@ fn project(
     match w.dtype {
         DType::F32 | DType::F16 => kernels::matvec_float(out, w, x),
         DType::Q8 | DType::Q4 => {
-            if !*fresh || acts.group() != w.group as usize {
-                acts.quantize(x, w.group as usize);
+            if !*fresh || !acts.holds(w.dtype, w.group as usize) {
+                acts.quantize_for(x, w.group as usize, w.dtype);
                 *fresh = true;
             }
             kernels::matvec_quantized(out, w, acts);
