@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use runtime::format::{DType, ModelConfig};
+use runtime::format::{DType, ModelConfig, ScaleType};
 use runtime::generate::{generate, GenerateConfig, Span};
 use runtime::memory::{plan, KvDType};
 use runtime::model::Model;
@@ -292,6 +292,33 @@ fn firmware_generates_the_host_tokens_under_qemu() {
     std::fs::write(&model, &blob).unwrap();
     let (log, _) = run_and_match_host(&model, &blob, &DEFAULT_SETTINGS, &[], dir.path());
     assert!(log.contains("summary:"), "no summary line; log:\n{log}");
+}
+
+/// Q4 blobs with half-precision scales (as export writes them) and with
+/// f32 scales, and an odd hidden size, so every Q4 row of the FFN's down
+/// projection ends in a short group of odd length: the board's Q4 kernels
+/// must give the host's tokens.
+#[test]
+fn q4_firmware_generates_the_host_tokens_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    let config = ModelConfig {
+        hidden_dim: 87,
+        ..small()
+    };
+    for scales in [ScaleType::F16, ScaleType::F32] {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = runtime::testing::random_blob_with_scales(&config, DType::Q4, 32, scales, 12)
+            .expect("the random blob encodes");
+        let model = dir.path().join("model.bin");
+        std::fs::write(&model, &blob).unwrap();
+        let (log, _) = run_and_match_host(&model, &blob, &DEFAULT_SETTINGS, &[], dir.path());
+        assert!(
+            log.contains("summary:"),
+            "{scales:?}: no summary line; log:\n{log}"
+        );
+    }
 }
 
 /// Speculative decoding on the board (THINKLING_DRAFT_MODEL): a q8 target

@@ -310,19 +310,33 @@ pub struct QuantizedActivations<'s> {
 pub(crate) struct Layouts {
     /// The Q4 even/odd split.
     pub split: bool,
-    /// The Armv7E-M SXTB16 pairs.
-    pub pairs: bool,
+    /// The Armv7E-M halfword pairs, in the order of this dtype's kernel.
+    pub pairs: Option<DType>,
 }
 
 impl Layouts {
-    /// Whether these are all that `dtype`'s kernels read here.
-    pub(crate) fn serve(self, dtype: DType) -> bool {
+    /// Whether these are all that `dtype`'s kernels read here for weights
+    /// in groups of `group`.
+    pub(crate) fn serve(self, dtype: DType, group: usize) -> bool {
+        let pairs = self.pairs == pairs_for(dtype, group);
         match dtype {
-            DType::Q4 => self.split,
-            DType::Q8 => self.pairs || !PAIRS,
+            DType::Q4 => self.split && pairs,
+            DType::Q8 => pairs,
             DType::F32 | DType::F16 => false,
         }
     }
+}
+
+/// The pair order this target's kernel for `dtype` weights in groups of
+/// `group` reads, if it reads one (Armv7E-M with its FPU: Q8 with groups of
+/// a multiple of 4, Q4 with groups of 32).
+fn pairs_for(dtype: DType, group: usize) -> Option<DType> {
+    let wanted = match dtype {
+        DType::Q8 => group.is_multiple_of(4),
+        DType::Q4 => group == 32,
+        DType::F32 | DType::F16 => false,
+    };
+    (PAIRS && wanted).then_some(dtype)
 }
 
 impl<'s> QuantizedActivations<'s> {
@@ -367,7 +381,7 @@ impl<'s> QuantizedActivations<'s> {
     /// of `group` (quantized with that group size, with the layout that
     /// dtype's kernels read).
     pub fn holds(&self, dtype: DType, group: usize) -> bool {
-        self.group == group.max(1) && self.layouts.serve(dtype)
+        self.group == group.max(1) && self.layouts.serve(dtype, group.max(1))
     }
 
     /// Elements held (0 until the first [`Self::quantize`]).
@@ -385,23 +399,25 @@ impl<'s> QuantizedActivations<'s> {
     }
 
     /// Quantizes `x` with `group` elements per scale for products with
-    /// weights of any quantized dtype (every layout filled).
+    /// weights of any quantized dtype (the Q4 split and, where the target
+    /// has them, the Q8 pairs; Armv7E-M's Q4 kernel needs
+    /// [`Self::quantize_for`]).
     pub fn quantize(&mut self, x: &[f32], group: usize) {
-        self.quantize_with(x, group, true, true);
+        self.quantize_with(x, group, true, pairs_for(DType::Q8, group.max(1)));
     }
 
     /// Quantizes `x` with `group` elements per scale for products with
     /// `dtype` weights, filling only the layout their kernels read (the Q4
     /// split costs as much as the quantization itself and Q8 never reads it).
     pub fn quantize_for(&mut self, x: &[f32], group: usize, dtype: DType) {
-        self.quantize_with(x, group, dtype == DType::Q4, dtype == DType::Q8);
+        self.quantize_with(x, group, dtype == DType::Q4, pairs_for(dtype, group.max(1)));
     }
 
     /// `q = round(x / s)`, `s = max|x| / 127` per group of `group`; then the
     /// Q4 split and the Armv7E-M pairs where asked for (and possible).
     /// Elements past the buffers' capacity are dropped (the plan sizes the
     /// buffers so that never happens).
-    fn quantize_with(&mut self, x: &[f32], group: usize, split: bool, pairs: bool) {
+    fn quantize_with(&mut self, x: &[f32], group: usize, split: bool, pairs: Option<DType>) {
         let group = group.max(1);
         let len = x.len().min(self.q.len());
         let groups = len
@@ -436,10 +452,13 @@ impl<'s> QuantizedActivations<'s> {
             *pad = 0;
         }
         self.layouts = Layouts::default();
-        if PAIRS && pairs && group.is_multiple_of(4) {
-            fill_pairs(self.q.get(..len).unwrap_or(&[]), self.pairs);
-            self.layouts.pairs = true;
+        let q = self.q.get(..len).unwrap_or(&[]);
+        match pairs {
+            Some(DType::Q8) => fill_pairs(q, self.pairs),
+            Some(DType::Q4) => fill_pairs_q4(q, self.pairs),
+            _ => {}
         }
+        self.layouts.pairs = pairs;
         if split && group & 1 == 0 {
             self.layouts.split = true;
             let padded = len.div_ceil(2) * 2;
@@ -461,8 +480,8 @@ impl<'s> QuantizedActivations<'s> {
     }
 }
 
-/// Whether this target's Q8 kernel reads [`QuantizedActivations`]'s SXTB16
-/// pairs (Armv7E-M with its FPU).
+/// Whether this target's Q8/Q4 kernels read [`QuantizedActivations`]'s
+/// halfword pairs (Armv7E-M with its FPU).
 const PAIRS: bool = cfg!(all(
     target_arch = "arm",
     thinkling_arm_dsp,
@@ -503,6 +522,27 @@ fn fill_pairs(q: &[i8], pairs: &mut [u32]) {
         if let [even, odd] = p {
             *even = at(0) | at(2) << 16;
             *odd = at(1) | at(3) << 16;
+        }
+    }
+}
+
+/// Writes `q` in the pair order of the Armv7E-M Q4 kernel into `pairs` (as
+/// far as both go): per eight elements the words `(x0, x4)`, `(x2, x6)`,
+/// `(x1, x5)`, `(x3, x7)`, the halves UXTB16 makes of a word of eight
+/// nibbles masked to its low nibbles (even elements) and then its high ones.
+fn fill_pairs_q4(q: &[i8], pairs: &mut [u32]) {
+    let half = |v: Option<&i8>| v.map_or(0, |v| *v as i16 as u16 as u32);
+    for (i, p) in pairs
+        .chunks_exact_mut(4)
+        .take(q.len().div_ceil(8))
+        .enumerate()
+    {
+        let at = |j: usize| half(q.get(8 * i + j));
+        if let [a, b, c, d] = p {
+            *a = at(0) | at(4) << 16;
+            *b = at(2) | at(6) << 16;
+            *c = at(1) | at(5) << 16;
+            *d = at(3) | at(7) << 16;
         }
     }
 }
@@ -649,8 +689,16 @@ fn quantized_rows<S: Scales>(
     #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
     if native
         && w.dtype == DType::Q8
-        && acts.layouts.pairs
+        && acts.layouts.pairs == Some(DType::Q8)
         && q8_rows_dsp(out, w.data, cols, scales, group, xq, acts.pairs, xs)
+    {
+        return;
+    }
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+    if native
+        && w.dtype == DType::Q4
+        && acts.layouts.pairs == Some(DType::Q4)
+        && q4_rows_dsp(out, w.data, cols, scales, group, xq, acts.pairs, xs, xsum)
     {
         return;
     }
@@ -788,6 +836,17 @@ fn dot_q8_row<S: Scales>(
     acc
 }
 
+/// A scale table's bytes, bytes per scale and whether they are halves
+/// (None for a table the native kernels do not read raw).
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+fn raw_scales<S: Scales>(scales: &S) -> Option<(&[u8], usize, bool)> {
+    match (scales.f16_bytes(), scales.f32_bytes()) {
+        (Some(b), _) => Some((b, 2, true)),
+        (None, Some(b)) => Some((b, 4, false)),
+        (None, None) => None,
+    }
+}
+
 /// Q8 rows on Armv7E-M: each row's whole groups in one assembly loop over
 /// the activations' SXTB16 pair layout, its short last group word by word,
 /// with [`dot_q8_row`]'s results bit for bit. Returns false (nothing
@@ -806,10 +865,8 @@ fn q8_rows_dsp<S: Scales>(
     xs: &[f32],
 ) -> bool {
     let gpr = cols.div_ceil(group.max(1));
-    let (raw, scale_bytes, half) = match (scales.f16_bytes(), scales.f32_bytes()) {
-        (Some(b), _) => (b, 2, true),
-        (None, Some(b)) => (b, 4, false),
-        (None, None) => return false,
+    let Some((raw, scale_bytes, half)) = raw_scales(scales) else {
+        return false;
     };
     if group == 0
         || !group.is_multiple_of(16)
@@ -854,14 +911,91 @@ fn q8_rows_dsp<S: Scales>(
         }
         if tail < cols {
             let isum = arm::dot_i8_pairs_tail(row.get(tail..).unwrap_or(&[]), tail_pairs, tail_x);
-            let sw = row_scales.get(whole * scale_bytes..).map_or(0.0, |b| {
-                if half {
-                    F16Scales(b).get(0)
-                } else {
-                    F32Scales(b).get(0)
-                }
-            });
+            let sw = if half {
+                F16Scales(row_scales).get(whole)
+            } else {
+                F32Scales(row_scales).get(whole)
+            };
             acc += isum as f32 * (sw * tail_sx);
+        }
+        *o = acc;
+    }
+    true
+}
+
+/// Q4 rows on Armv7E-M: each row's whole groups of 32 in one assembly loop
+/// over the activations' Q4 pair order, its short last group nibble by
+/// nibble, with [`dot_q4_row`]'s results bit for bit. Returns false
+/// (nothing written) where it does not apply: another group size or a
+/// buffer or scale table shorter than the rows.
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+#[allow(clippy::too_many_arguments)]
+fn q4_rows_dsp<S: Scales>(
+    out: &mut [f32],
+    data: &[u8],
+    cols: usize,
+    scales: &S,
+    group: usize,
+    xq: &[i8],
+    pairs: &[u32],
+    xs: &[f32],
+    xsum: &[i32],
+) -> bool {
+    let Some((raw, scale_bytes, half)) = raw_scales(scales) else {
+        return false;
+    };
+    let rb = cols.div_ceil(2);
+    let gpr = cols.div_ceil(32);
+    let whole = cols / 32;
+    if group != 32
+        || cols == 0
+        || xq.len() < cols
+        || pairs.len() < whole * 16
+        || xs.len() < gpr
+        || xsum.len() < gpr
+        || data.len() < out.len().saturating_mul(rb)
+        || raw.len() < out.len().saturating_mul(gpr * scale_bytes)
+    {
+        return false;
+    }
+    let tail = whole * 32;
+    let tail_x = xq.get(tail..cols).unwrap_or(&[]);
+    let (tail_sx, tail_sum) = (
+        xs.get(whole).copied().unwrap_or(0.0),
+        xsum.get(whole).copied().unwrap_or(0),
+    );
+    let rows = data
+        .chunks_exact(rb)
+        .zip(raw.chunks_exact(gpr * scale_bytes));
+    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
+        let mut acc = 0f32;
+        if whole > 0 {
+            let (w, x, ws) = (row.as_ptr(), pairs.as_ptr(), row_scales.as_ptr());
+            let (xsp, sump) = (xs.as_ptr(), xsum.as_ptr());
+            // SAFETY: the row holds `16 · whole` bytes, `pairs` `16 · whole`
+            // words, `row_scales` `whole` scales, `xs` and `xsum` `whole`
+            // entries (all checked above).
+            acc = unsafe {
+                if half {
+                    arm::q4_groups32_f16(w, x, ws, xsp, sump, whole)
+                } else {
+                    arm::q4_groups32_f32(w, x, ws, xsp, sump, whole)
+                }
+            };
+        }
+        if tail < cols {
+            let mut isum = 0i32;
+            for (i, xv) in tail_x.iter().enumerate() {
+                let e = tail + i;
+                let byte = row.get(e / 2).copied().unwrap_or(0);
+                isum += ((byte >> (4 * (e & 1))) & 0x0f) as i32 * *xv as i32;
+            }
+            let sw = if half {
+                F16Scales(row_scales).get(whole)
+            } else {
+                F32Scales(row_scales).get(whole)
+            };
+            acc += (isum - 8 * tail_sum) as f32 * (sw * tail_sx);
         }
         *o = acc;
     }

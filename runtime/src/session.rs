@@ -920,7 +920,8 @@ fn project_batch(
     let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
     let n = acts.n.min(x.len() / cols).min(out.len() / rows);
     let (qn, sn, pn) = (acts.act + 1, acts.act, kernels::pair_words(acts.act));
-    let held = acts.group == w.group.max(1) as usize && acts.layouts.serve(w.dtype);
+    let group = w.group.max(1) as usize;
+    let held = acts.group == group && acts.layouts.serve(w.dtype, group);
     if quantized && (!*fresh || !held) {
         let mut len = 0;
         let mut layouts = kernels::Layouts::default();

@@ -309,21 +309,22 @@ macro_rules! mac16 {
     };
 }
 
-/// The group loop of [`q8_groups_f16`] and [`q8_groups_f32`]; `$scale`
-/// is the assembly that loads the next weight scale into `s1` as f32.
+/// The loop over a row's whole groups shared by the Q8 and Q4 kernels:
+/// per group `{isum}` is cleared, `$body` accumulates the group's exact
+/// integer sum into it, and the sum is converted, multiplied by the weight
+/// scale (`$scale` loads it into `s1` as f32, with `{w}` free) times the
+/// activation scale and added with VMLA (the product rounded, then the sum,
+/// as the portable loop does). `$ops` are the body's own operands.
 #[cfg(thinkling_arm_fp16)]
-macro_rules! q8_groups {
-    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $n16:expr, $scale:expr) => {{
+macro_rules! scaled_groups {
+    (ws: $ws:expr, xs: $xs:expr, groups: $groups:expr, scale: $scale:expr,
+     body: [$($body:expr),* $(,)?], ops: [$($ops:tt)*]) => {{
         let acc: u32;
         asm!(
             "vmov s3, {acc}",
             "2:",
             "movs {isum}, #0",
-            "mov {k}, {n16}",
-            "3:",
-            mac16!(),
-            "subs {k}, {k}, #1",
-            "bne 3b",
+            $($body,)*
             "vmov s0, {isum}",
             "vcvt.f32.s32 s0, s0",
             $scale,
@@ -334,18 +335,15 @@ macro_rules! q8_groups {
             "bne 2b",
             "vmov {acc}, s3",
             acc = inout(reg) 0u32 => acc,
-            wp = inout(reg) $w => _,
-            xp = inout(reg) $x => _,
             wsp = inout(reg) $ws => _,
             xsp = inout(reg) $xs => _,
             n = inout(reg) $groups => _,
-            n16 = in(reg) $n16,
-            k = out(reg) _,
             isum = out(reg) _,
             w = out(reg) _,
             x0 = out(reg) _,
             x1 = out(reg) _,
             a = out(reg) _,
+            $($ops)*
             out("s0") _,
             out("s1") _,
             out("s2") _,
@@ -354,6 +352,35 @@ macro_rules! q8_groups {
         );
         f32::from_bits(acc)
     }};
+}
+
+/// Loads the next half-precision weight scale into `s1` for
+/// [`scaled_groups`].
+#[cfg(thinkling_arm_fp16)]
+macro_rules! scale_f16 {
+    () => {
+        "ldrh {w}, [{wsp}], #2\nvmov s1, {w}\nvcvtb.f32.f16 s1, s1"
+    };
+}
+
+/// Loads the next f32 weight scale into `s1` for [`scaled_groups`].
+#[cfg(thinkling_arm_fp16)]
+macro_rules! scale_f32 {
+    () => {
+        "ldr {w}, [{wsp}], #4\nvmov s1, {w}"
+    };
+}
+
+/// The Q8 group body: `n16` runs of [`mac16`].
+#[cfg(thinkling_arm_fp16)]
+macro_rules! q8_groups {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $n16:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: ["mov {k}, {n16}", "3:", mac16!(), "subs {k}, {k}, #1", "bne 3b"],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _, n16 = in(reg) $n16, k = out(reg) _,]
+        )
+    };
 }
 
 /// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
@@ -376,15 +403,7 @@ pub unsafe fn q8_groups_f16(
     groups: usize,
     n16: usize,
 ) -> f32 {
-    q8_groups!(
-        w,
-        x,
-        ws,
-        xs,
-        groups,
-        n16,
-        "ldrh {w}, [{wsp}], #2\nvmov s1, {w}\nvcvtb.f32.f16 s1, s1"
-    )
+    q8_groups!(w, x, ws, xs, groups, n16, scale_f16!())
 }
 
 /// [`q8_groups_f16`] with f32 weight scales (`ws` at `groups` f32s).
@@ -401,15 +420,89 @@ pub unsafe fn q8_groups_f32(
     groups: usize,
     n16: usize,
 ) -> f32 {
-    q8_groups!(
-        w,
-        x,
-        ws,
-        xs,
-        groups,
-        n16,
-        "ldr {w}, [{wsp}], #4\nvmov s1, {w}"
-    )
+    q8_groups!(w, x, ws, xs, groups, n16, scale_f32!())
+}
+
+/// Eight Q4 multiply-adds into `{isum}` (unsigned nibbles times int8
+/// activations in the Q4 pair order): one word of weights, its low nibbles
+/// masked and unpacked (UXTB16) against the even elements' pairs, then its
+/// high nibbles against the odd ones'.
+#[cfg(thinkling_arm_fp16)]
+macro_rules! mac8_q4 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "and {t}, {w}, #0x0F0F0F0F\n",
+            "uxtb16 {a}, {t}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "uxtb16 {a}, {t}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "lsr {t}, {w}, #4\n",
+            "and {t}, {t}, #0x0F0F0F0F\n",
+            "uxtb16 {a}, {t}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "uxtb16 {a}, {t}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+        )
+    };
+}
+
+/// The Q4 group body for groups of 32: four runs of [`mac8_q4`], then the
+/// `− 8 · Σ x` of the group (nibbles hold `q + 8`).
+#[cfg(thinkling_arm_fp16)]
+macro_rules! q4_groups32 {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $xsum:expr, $groups:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: [
+                mac8_q4!(), mac8_q4!(), mac8_q4!(), mac8_q4!(),
+                "ldr {t}, [{sump}], #4", "sub {isum}, {isum}, {t}, lsl #3",
+            ],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _,
+                  sump = inout(reg) $xsum => _, t = out(reg) _,]
+        )
+    };
+}
+
+/// `Σ_g (isum_g − 8 · xsum_g) · (w_scale_g · x_scale_g)` over `groups ≥ 1`
+/// whole groups of 32 weights of one Q4 row (16 bytes each), with
+/// half-precision weight scales, in group order with the portable loop's
+/// roundings.
+///
+/// # Safety
+/// `w` points at `16 · groups` readable bytes, `x` at `16 · groups`
+/// word-aligned Q4 pair words, `ws` at `groups` little-endian halves, `xs`
+/// at `groups` f32s and `xsum` at `groups` i32s.
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+pub unsafe fn q4_groups32_f16(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    xsum: *const i32,
+    groups: usize,
+) -> f32 {
+    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f16!())
+}
+
+/// [`q4_groups32_f16`] with f32 weight scales (`ws` at `groups` f32s).
+///
+/// # Safety
+/// As [`q4_groups32_f16`].
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+pub unsafe fn q4_groups32_f32(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    xsum: *const i32,
+    groups: usize,
+) -> f32 {
+    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f32!())
 }
 
 /// Exact `Σ w·x` of a short group: whole words of weights against their
