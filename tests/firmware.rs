@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use runtime::format::{DType, ModelConfig, ScaleType};
+use runtime::format::{DType, ModelConfig, MoeConfig, ScaleType};
 use runtime::generate::{generate, GenerateConfig, Span};
 use runtime::memory::{plan, KvDType};
 use runtime::model::Model;
@@ -319,6 +319,30 @@ fn q4_firmware_generates_the_host_tokens_under_qemu() {
             "{scales:?}: no summary line; log:\n{log}"
         );
     }
+}
+
+/// A mixture-of-experts blob (4 experts, top 2, in the second layer only)
+/// runs on the board with the host's tokens: the router, the choice of
+/// experts and their weighted sum are the same on both.
+#[test]
+fn moe_firmware_generates_the_host_tokens_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig {
+        moe: Some(MoeConfig {
+            n_experts: 4,
+            top_k: 2,
+            layer_mask: 0b10,
+        }),
+        ..small()
+    };
+    let blob = random_blob(config, DType::Q8, 13);
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let (log, _) = run_and_match_host(&model, &blob, &DEFAULT_SETTINGS, &[], dir.path());
+    assert!(log.contains("moe true"), "not an MoE model; log:\n{log}");
 }
 
 /// Speculative decoding on the board (THINKLING_DRAFT_MODEL): a q8 target
