@@ -10,7 +10,7 @@
 //! are borrowed from the blob (flash on a board) and never copied.
 //!
 //! Tensors appear in one canonical order fixed by the config (see
-//! [`TensorId::canonical`]); the reader checks every id, shape and byte count.
+//! [`TensorId::for_each_canonical`]); the reader checks every id, shape and byte count.
 
 use serde::{Deserialize, Serialize};
 

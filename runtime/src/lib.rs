@@ -5,7 +5,7 @@
 //! [`blob::parse`] (format checks) → [`tokenizer`] → [`model::Model`] (tensor
 //! views) → [`session::Session`] (forward pass with KV cache in the caller's
 //! arena, sized by [`memory::plan`]; kernels in [`kernels`]) → [`sampling`] →
-//! [`generate`] (think/answer parsing, think budget, streaming).
+//! [`generate()`] (think/answer parsing, think budget, streaming).
 #![no_std]
 #![deny(
     clippy::unwrap_used,

@@ -109,7 +109,7 @@ pub struct TrainArgs {
     /// TOML file of config keys (the field names of config.json's "train") over the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Run directory (default: runs/<preset>).
+    /// Run directory (default: `runs/<preset>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue from the run directory's last checkpoint.
