@@ -750,45 +750,9 @@ pub(crate) fn matmul_quantized(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        let cols = w.cols();
-        let (q, qs, xs, ss) = (acts.q, acts.q_stride, acts.scales, acts.s_stride);
         match w.scale_type {
-            ScaleType::F32 => {
-                let sc = F32Scales(w.scales);
-                let count = w.scales.len() / 4;
-                x86::matmul_q8(
-                    out,
-                    out_stride,
-                    acts.tokens,
-                    w.data,
-                    cols,
-                    &sc,
-                    count,
-                    group,
-                    q,
-                    qs,
-                    xs,
-                    ss,
-                )
-            }
-            ScaleType::F16 => {
-                let sc = F16Scales(w.scales);
-                let count = w.scales.len() / 2;
-                x86::matmul_q8(
-                    out,
-                    out_stride,
-                    acts.tokens,
-                    w.data,
-                    cols,
-                    &sc,
-                    count,
-                    group,
-                    q,
-                    qs,
-                    xs,
-                    ss,
-                )
-            }
+            ScaleType::F32 => matmul_rows(out, out_stride, w, acts, &F32Scales(w.scales), 4),
+            ScaleType::F16 => matmul_rows(out, out_stride, w, acts, &F16Scales(w.scales), 2),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -796,6 +760,32 @@ pub(crate) fn matmul_quantized(
         let _ = (out, out_stride);
         false
     }
+}
+
+/// [`matmul_quantized`] with the scale table read as `S`.
+#[cfg(target_arch = "x86_64")]
+fn matmul_rows<S: Scales>(
+    out: &mut [f32],
+    out_stride: usize,
+    w: &TensorView<'_>,
+    acts: &TokenActivations<'_>,
+    scales: &S,
+    scale_bytes: usize,
+) -> bool {
+    x86::matmul_q8(
+        out,
+        out_stride,
+        acts.tokens,
+        w.data,
+        w.cols(),
+        scales,
+        w.scales.len() / scale_bytes,
+        w.group as usize,
+        acts.q,
+        acts.q_stride,
+        acts.scales,
+        acts.s_stride,
+    )
 }
 
 /// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
