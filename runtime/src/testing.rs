@@ -230,6 +230,54 @@ pub fn blob_from_fn(
     blob::encode(config, tokenizer, &records)
 }
 
+/// A model whose next token depends only on the current one: attention and
+/// FFN outputs are zero, embeddings are one-hot, the LM head maps each
+/// token's channel to its successor. `chain` lists `(token, next)` pairs
+/// (at most 15; tokens outside it share the last channel). Its output is
+/// known in advance, so tests can check generation exactly.
+pub fn markov_blob(chain: &[(u32, u32)]) -> Result<Vec<u8>, EncodeError> {
+    let config = ModelConfig {
+        dim: 16,
+        n_layers: 1,
+        n_heads: 2,
+        n_kv_heads: 2,
+        hidden_dim: 16,
+        vocab_size: 300,
+        max_seq_len: 64,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 1.0,
+        tied_embeddings: false,
+        moe: None,
+    };
+    blob_from_fn(&config, DType::F32, 0, ScaleType::F32, &mut |id, row, v| {
+        v.fill(0.0);
+        match id.kind {
+            TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm => v.fill(1.0),
+            TensorKind::Embedding => {
+                // Channel j marks token chain[j].0; every other token sits on the last channel.
+                let ch = chain
+                    .iter()
+                    .position(|(t, _)| *t as usize == row)
+                    .unwrap_or(15);
+                if let Some(c) = v.get_mut(ch) {
+                    *c = 1.0;
+                }
+            }
+            TensorKind::Output => {
+                for (j, (_, next)) in chain.iter().enumerate() {
+                    if *next as usize == row {
+                        if let Some(c) = v.get_mut(j) {
+                            *c = 10.0;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
 /// An early-exit draft for speculative decoding: the first `n_layers`
 /// layers of `blob` with its embeddings, final norm, LM head and tokenizer
 /// (so the same token ids), as a blob of its own. A draft that needs no

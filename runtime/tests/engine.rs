@@ -585,50 +585,6 @@ fn sampler_is_reproducible_and_respects_top_k_and_top_p() {
     );
 }
 
-/// A model whose next token depends only on the current one: attention and
-/// FFN outputs are zero, embeddings are one-hot, the LM head maps each
-/// token's channel to its successor. `chain` lists `(token, next)` pairs.
-fn markov_blob(chain: &[(u32, u32)]) -> Vec<u8> {
-    let config = ModelConfig {
-        dim: 16,
-        n_layers: 1,
-        n_heads: 2,
-        n_kv_heads: 2,
-        hidden_dim: 16,
-        vocab_size: 300,
-        max_seq_len: 64,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-        embedding_scale: 1.0,
-        tied_embeddings: false,
-        moe: None,
-    };
-    let chain = chain.to_vec();
-    testing::blob_from_fn(&config, DType::F32, 0, ScaleType::F32, &mut |id, row, v| {
-        v.fill(0.0);
-        match id.kind {
-            TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm => v.fill(1.0),
-            TensorKind::Embedding => {
-                // Channel j marks token chain[j].0; every other token sits on the last channel.
-                let ch = chain
-                    .iter()
-                    .position(|(t, _)| *t as usize == row)
-                    .unwrap_or(15);
-                v[ch] = 1.0;
-            }
-            TensorKind::Output => {
-                for (j, (_, next)) in chain.iter().enumerate() {
-                    if *next as usize == row {
-                        v[j] = 10.0;
-                    }
-                }
-            }
-            _ => {}
-        }
-    })
-    .unwrap()
-}
-
 const A: u32 = special::FIRST_BYTE + b'a' as u32;
 const Q: u32 = special::FIRST_BYTE + b'q' as u32;
 const FOUR: u32 = special::FIRST_BYTE + b'4' as u32;
@@ -668,7 +624,7 @@ fn think_budget_closes_the_thought() {
         (special::END_ANSWER, special::EOS),
         (special::END_THINK, special::ANSWER),
     ];
-    let blob = markov_blob(&chain);
+    let blob = testing::markov_blob(&chain).unwrap();
     let cfg = GenerateConfig {
         max_new_tokens: 40,
         think_budget: Some(3),

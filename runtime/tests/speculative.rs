@@ -3,7 +3,7 @@
 //! caches roll back cleanly, tokenizers are checked, sampling is seeded.
 
 use runtime::blob::{self, TensorRecords};
-use runtime::format::{special, DType, ModelConfig, ScaleType, TensorKind, TokenizerData};
+use runtime::format::{special, DType, ModelConfig, TokenizerData};
 use runtime::generate::{generate, GenerateConfig, Span, StopReason};
 use runtime::memory::{plan, plan_batch, plan_draft, plan_speculative, KvDType};
 use runtime::model::Model;
@@ -257,48 +257,6 @@ fn acceptance_of_a_q4_draft_is_high() {
     assert!(stats.acceptance_rate() > 0.5, "{stats:?}");
 }
 
-/// A model whose next token depends only on the current one (see
-/// tests/engine.rs): `chain` lists `(token, next)` pairs.
-fn markov_blob(chain: &[(u32, u32)]) -> Vec<u8> {
-    let config = ModelConfig {
-        dim: 16,
-        n_layers: 1,
-        n_heads: 2,
-        n_kv_heads: 2,
-        hidden_dim: 16,
-        vocab_size: 300,
-        max_seq_len: 64,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-        embedding_scale: 1.0,
-        tied_embeddings: false,
-        moe: None,
-    };
-    let chain = chain.to_vec();
-    testing::blob_from_fn(&config, DType::F32, 0, ScaleType::F32, &mut |id, row, v| {
-        v.fill(0.0);
-        match id.kind {
-            TensorKind::AttnNorm | TensorKind::FfnNorm | TensorKind::FinalNorm => v.fill(1.0),
-            TensorKind::Embedding => {
-                let ch = chain
-                    .iter()
-                    .position(|(t, _)| *t as usize == row)
-                    .unwrap_or(15);
-                v[ch] = 1.0;
-            }
-            TensorKind::Output => {
-                for (j, (_, next)) in chain.iter().enumerate() {
-                    if *next as usize == row {
-                        v[j] = 10.0;
-                    }
-                }
-            }
-            _ => {}
-        }
-    })
-    .unwrap()
-}
-
 #[test]
 fn think_budget_and_eos_match_the_target() {
     const A: u32 = special::FIRST_BYTE + b'a' as u32;
@@ -313,9 +271,9 @@ fn think_budget_and_eos_match_the_target() {
         (special::END_ANSWER, special::EOS),
         (special::END_THINK, special::ANSWER),
     ];
-    let target = markov_blob(&chain);
+    let target = testing::markov_blob(&chain).unwrap();
     // A draft that always guesses `a`, and one that knows the chain.
-    let wrong = markov_blob(&[(Q, A), (special::THINK, A), (A, A), (FOUR, A)]);
+    let wrong = testing::markov_blob(&[(Q, A), (special::THINK, A), (A, A), (FOUR, A)]).unwrap();
     for budget in [None, Some(0), Some(1), Some(3), Some(7)] {
         for max_new_tokens in [3, 6, 10, 40] {
             let cfg = GenerateConfig {
