@@ -4,7 +4,7 @@
 
 use runtime::blob::{self, TensorRecords};
 use runtime::format::{special, DType, ModelConfig, TokenizerData};
-use runtime::generate::{generate, GenerateConfig, Span, StopReason};
+use runtime::generate::{generate, GenerateConfig, Generation, Span, StopReason};
 use runtime::memory::{plan, plan_batch, plan_draft, plan_speculative, KvDType};
 use runtime::model::Model;
 use runtime::sampling::SamplerConfig;
@@ -33,13 +33,10 @@ fn blob(dtype: DType, seed: u64) -> Vec<u8> {
 }
 
 type Events = Vec<(u32, Span, String)>;
+type Outcome = (Events, String, String, StopReason, usize, bool);
 
 /// Target alone: events, think, answer, stop, generated count.
-fn target_only(
-    target: &[u8],
-    prompt: &str,
-    cfg: &GenerateConfig,
-) -> (Events, String, String, StopReason, usize, bool) {
+fn target_only(target: &[u8], prompt: &str, cfg: &GenerateConfig) -> Outcome {
     let model = Model::from_blob(target).unwrap();
     let context = CONTEXT.min(model.config().max_seq_len as usize);
     let mut arena = vec![0u8; plan(model.config(), context, KvDType::F32).total_bytes];
@@ -50,6 +47,11 @@ fn target_only(
         events.push((e.id, e.span, e.text.to_string()))
     })
     .unwrap();
+    outcome(events, &g)
+}
+
+/// What a generation produced, as the tests compare it.
+fn outcome(events: Events, g: &Generation<'_>) -> Outcome {
     (
         events,
         g.think.to_string(),
@@ -67,7 +69,7 @@ fn speculative(
     prompt: &str,
     cfg: &GenerateConfig,
     k: usize,
-) -> ((Events, String, String, StopReason, usize, bool), SpecStats) {
+) -> (Outcome, SpecStats) {
     let tm = Model::from_blob(target).unwrap();
     let dm = Model::from_blob(draft).unwrap();
     let context = CONTEXT.min(tm.config().max_seq_len as usize);
@@ -81,17 +83,7 @@ fn speculative(
         events.push((e.id, e.span, e.text.to_string()))
     })
     .unwrap();
-    (
-        (
-            events,
-            g.think.to_string(),
-            g.answer.to_string(),
-            g.stop,
-            g.generated_tokens,
-            g.think_budget_hit,
-        ),
-        stats,
-    )
+    (outcome(events, &g), stats)
 }
 
 #[test]

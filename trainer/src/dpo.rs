@@ -30,6 +30,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tasks::{ChaCha8Rng, Mix, Problem};
 
+/// AdamW for DPO (no weight decay: the reference model anchors the policy),
+/// used by the training loop and for the fresh moments a finished run saves.
+const DPO_ADAMW: AdamWConfig = AdamWConfig {
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    weight_decay: 0.0,
+};
+
 /// A preference pair: two sampled continuations of one prompt.
 #[derive(Clone, Debug)]
 pub struct Pair {
@@ -149,15 +158,7 @@ pub fn train_pairs(
         ref_w.extend(sequence_logps(model, &w, &device)?.to_vec1::<f32>()?);
         ref_l.extend(sequence_logps(model, &l, &device)?.to_vec1::<f32>()?);
     }
-    let mut opt = AdamW::new(
-        params,
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        },
-    )?;
+    let mut opt = AdamW::new(params, DPO_ADAMW)?;
     let mut order: Vec<usize> = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x6470_6f21);
     let mut rows = Vec::new();
@@ -446,15 +447,7 @@ pub fn run(o: &DpoOptions) -> Result<serde_json::Value> {
         .collect();
     // The state says the schedule is complete, so a `--resume` has nothing
     // left to do; fresh AdamW moments (the pretraining ones do not apply).
-    let opt = AdamW::new(
-        &params,
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        },
-    )?;
+    let opt = AdamW::new(&params, DPO_ADAMW)?;
     let state = TrainState {
         step: rc.train.steps,
         optimizer_t: 0,
