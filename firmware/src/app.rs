@@ -178,24 +178,10 @@ fn main() -> ! {
                 resumed = counter.now();
             },
         );
-        let g = match result {
-            Ok(g) => g,
-            Err(e) => {
-                error!(
-                    "generation error on prompt {=usize}: {}",
-                    i,
-                    Display2Format(&e)
-                );
-                board::exit(exit_code::ENGINE)
-            }
-        };
+        let g = generated_or_exit(result, i);
         info!("think: {=str}", g.think);
         info!("answer: {=str}", g.answer);
-        let per_token = if generated > 1 {
-            decode / (generated as u64 - 1)
-        } else {
-            0
-        };
+        let per_token = per_token(decode, generated);
         info!(
             "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token (max {=u64})",
             i,
@@ -230,6 +216,34 @@ fn main() -> ! {
 /// Bytes of flash the image occupies: vector table, code, constants (the
 /// blob among them) and the initial values of .data, from cortex-m-rt's
 /// section symbols.
+/// Decode cost per token after the first (which carries the prefill), from
+/// the cost of the tokens after the first.
+pub(crate) fn per_token(decode: u64, generated: usize) -> u64 {
+    if generated > 1 {
+        decode / (generated as u64 - 1)
+    } else {
+        0
+    }
+}
+
+/// A prompt's generation result, or its error logged and the engine's exit.
+pub(crate) fn generated_or_exit<T, E: core::fmt::Display>(
+    result: Result<T, E>,
+    prompt: usize,
+) -> T {
+    match result {
+        Ok(g) => g,
+        Err(e) => {
+            error!(
+                "generation error on prompt {=usize}: {}",
+                prompt,
+                Display2Format(&e)
+            );
+            board::exit(exit_code::ENGINE)
+        }
+    }
+}
+
 fn flash_used() -> usize {
     extern "C" {
         static __vector_table: u32;

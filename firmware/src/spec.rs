@@ -3,7 +3,7 @@
 //! the same `token` lines as the plain run, then once more with the target
 //! alone (not streamed) so the `spec` line compares the cost per token.
 
-use crate::app::{log_token, stop_name, DRAFT};
+use crate::app::{generated_or_exit, log_token, per_token, stop_name, DRAFT};
 use crate::board::{self, exit_code, Counter};
 use crate::settings::*;
 use defmt::{error, info, Display2Format};
@@ -11,15 +11,6 @@ use runtime::generate::{generate, GenerateConfig, Span, TokenEvent};
 use runtime::model::Model;
 use runtime::session::Session;
 use runtime::speculative::generate_speculative;
-
-/// Decode cost per token after the first (which carries the prefill).
-fn per_token(total: u64, first: u64, generated: usize) -> u64 {
-    if generated > 1 {
-        (total - first) / (generated as u64 - 1)
-    } else {
-        0
-    }
-}
 
 pub fn run(
     model: &Model<'_>,
@@ -85,20 +76,10 @@ pub fn run(
                 resumed = counter.now();
             },
         );
-        let (g, stats) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                error!(
-                    "generation error on prompt {=usize}: {}",
-                    i,
-                    Display2Format(&e)
-                );
-                board::exit(exit_code::ENGINE)
-            }
-        };
+        let (g, stats) = generated_or_exit(result, i);
         info!("think: {=str}", g.think);
         info!("answer: {=str}", g.answer);
-        let spec = per_token(total, first, generated);
+        let spec = per_token(total.saturating_sub(first), generated);
         let (prompt_tokens, generated_tokens, stop, hit) = (
             g.prompt_tokens,
             g.generated_tokens,
@@ -116,15 +97,8 @@ pub fn run(
             n_plain += 1;
         });
         let plain_total = counter.now() - start;
-        if let Err(e) = plain {
-            error!(
-                "generation error on prompt {=usize}: {}",
-                i,
-                Display2Format(&e)
-            );
-            board::exit(exit_code::ENGINE)
-        }
-        let alone = per_token(plain_total, first_plain, n_plain);
+        generated_or_exit(plain, i);
+        let alone = per_token(plain_total.saturating_sub(first_plain), n_plain);
         info!(
             "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token",
             i,
