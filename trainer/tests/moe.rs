@@ -10,6 +10,8 @@ use trainer::loss::token_nll;
 use trainer::model::moe::{load_balance_loss, top_k_mask};
 use trainer::model::Transformer;
 
+mod common;
+
 fn moe_config(experts: u32, top_k: u32, layers: &str) -> TrainConfig {
     TrainConfig {
         moe_experts: experts,
@@ -26,14 +28,7 @@ fn every_moe_parameter_gets_a_gradient() {
     let cfg = c.model_config();
     assert_eq!(cfg.moe.unwrap().layer_mask, 0b01);
     let (model, params) = Transformer::init(&cfg, 1, &Device::Cpu).unwrap();
-    let ids: Vec<u32> = (0..4 * 16).map(|i| (i * 37 % 263) as u32).collect();
-    let x = Tensor::from_vec(ids.clone(), (4, 16), &Device::Cpu).unwrap();
-    let y = Tensor::from_vec(
-        ids.iter().map(|i| (i + 1) % 263).collect::<Vec<u32>>(),
-        64,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let (x, y) = common::successor_batch(4, 16);
     let (logits, stats) = model.forward_with_stats(&x, None).unwrap();
     assert_eq!(stats.len(), 1);
     let usage: f32 = stats[0].usage.iter().sum();

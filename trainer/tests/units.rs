@@ -10,6 +10,8 @@ use trainer::loss::{dual_loss, token_nll, SpanKind};
 use trainer::model::Transformer;
 use trainer::optim::{clip_grad_norm, lr_at};
 
+mod common;
+
 fn problem(p: &str, think: &str, answer: &str) -> tasks::Problem {
     tasks::Problem {
         task: tasks::TaskKind::User,
@@ -155,14 +157,7 @@ fn every_param_gets_a_gradient(tied: bool) {
     c.tied_embeddings = tied;
     let cfg = c.model_config();
     let (model, params) = Transformer::init(&cfg, 1, &Device::Cpu).unwrap();
-    let ids: Vec<u32> = (0..2 * 9).map(|i| (i * 37 % 263) as u32).collect();
-    let x = Tensor::from_vec(ids.clone(), (2, 9), &Device::Cpu).unwrap();
-    let y = Tensor::from_vec(
-        ids.iter().map(|i| (i + 1) % 263).collect::<Vec<u32>>(),
-        18,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let (x, y) = common::successor_batch(2, 9);
     let logits = model.forward(&x, None).unwrap();
     let loss = token_nll(&logits, &y).unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
