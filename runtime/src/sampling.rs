@@ -167,15 +167,7 @@ impl Sampler {
         let mut mass = chosen.iter().fold(0f32, |a, i| a + prob(*i));
         let mut keep = chosen.len();
         if use_p {
-            let target = c.top_p * mass;
-            let mut cum = 0f32;
-            for (j, i) in chosen.iter().enumerate() {
-                cum += prob(*i);
-                if cum >= target {
-                    keep = j + 1;
-                    break;
-                }
-            }
+            keep = nucleus_len(chosen, prob, c.top_p, mass);
             mass = chosen.iter().take(keep).fold(0f32, |a, i| a + prob(*i));
         }
         sample_cdf(chosen.iter().take(keep).map(|i| (*i, prob(*i))), mass, r)
@@ -235,15 +227,7 @@ impl SamplerConfig {
             let mut keep = chosen.len();
             if use_p {
                 let mass = chosen.iter().fold(0f32, |a, i| a + prob(*i));
-                let target = self.top_p * mass;
-                let mut cum = 0f32;
-                for (j, i) in chosen.iter().enumerate() {
-                    cum += prob(*i);
-                    if cum >= target {
-                        keep = j + 1;
-                        break;
-                    }
-                }
+                keep = nucleus_len(chosen, prob, self.top_p, mass);
             }
             let last = chosen.get(keep.saturating_sub(1)).copied().unwrap_or(0);
             let (pl, il) = (prob(last), last);
@@ -262,6 +246,21 @@ impl SamplerConfig {
             }
         }
     }
+}
+
+/// How many of `sorted` (probability descending) form the top-p nucleus:
+/// the shortest prefix whose cumulative probability reaches `top_p · mass`
+/// (all of them when none does).
+fn nucleus_len(sorted: &[u32], prob: impl Fn(u32) -> f32, top_p: f32, mass: f32) -> usize {
+    let target = top_p * mass;
+    let mut cum = 0f32;
+    for (j, i) in sorted.iter().enumerate() {
+        cum += prob(*i);
+        if cum >= target {
+            return j + 1;
+        }
+    }
+    sorted.len()
 }
 
 /// Draws from unnormalized probabilities `probs` with a uniform `r` in
