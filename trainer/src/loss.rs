@@ -3,7 +3,7 @@
 //! divided by the sum of weights.
 
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 /// Which span a predicted token belongs to (for logging the two losses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +26,7 @@ pub struct LossParts {
 
 /// Per-token negative log-likelihood `(N)` of `targets (N)` under `logits (N, V)`.
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    Ok(logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?)
+    Ok(crate::ops::token_nll(logits, targets)?)
 }
 
 /// `Σ wᵢ·nllᵢ / Σ wᵢ`, plus the per-span means for the log.

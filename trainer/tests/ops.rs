@@ -134,3 +134,62 @@ fn rope_rotates_pairs_by_position() {
         assert!((y[2 * t + 1] - (t as f32).sin()).abs() < 1e-6);
     }
 }
+
+#[test]
+fn linear_matches_composed_and_finite_differences() {
+    let x = rand_var(&[2, 5, 6], 5);
+    let w = rand_var(&[7, 6], 6);
+    check(&[x, w], &|t| ops::linear(&t[0], &t[1]).unwrap(), &|t| {
+        ops::linear_composed(&t[0], &t[1]).unwrap()
+    });
+}
+
+#[test]
+fn swiglu_matches_composed_and_finite_differences() {
+    let x = rand_var(&[9, 10], 7);
+    check(&[x], &|t| ops::swiglu(&t[0]).unwrap(), &|t| {
+        ops::swiglu_composed(&t[0]).unwrap()
+    });
+}
+
+fn attention_case(heads: usize, kv_heads: usize, seq: usize, seed: u64) {
+    let s = ops::AttnShape {
+        batch: 2,
+        seq,
+        heads,
+        kv_heads,
+        head_dim: 8,
+    };
+    let tables = ops::rope_tables(seq + 3, 8, 10000.0);
+    let qkv = rand_var(&[2 * seq, (heads + 2 * kv_heads) * 8], seed);
+    check(
+        &[qkv],
+        &|t| ops::causal_attention(&t[0], s, &tables).unwrap(),
+        &|t| ops::causal_attention_composed(&t[0], s, &tables).unwrap(),
+    );
+}
+
+#[test]
+fn attention_matches_composed_and_finite_differences() {
+    // Multi-head, grouped-query, and a length that spans several score tiles
+    // with a ragged last one.
+    attention_case(2, 2, 7, 8);
+    attention_case(4, 2, 5, 9);
+    attention_case(2, 1, 70, 10);
+}
+
+#[test]
+fn token_nll_matches_composed_and_finite_differences() {
+    let logits = rand_var(&[11, 13], 11);
+    let targets = Tensor::from_vec(
+        (0..11u32).map(|i| (i * 5) % 13).collect::<Vec<_>>(),
+        11,
+        &Device::Cpu,
+    )
+    .unwrap();
+    check(
+        &[logits],
+        &|t| ops::token_nll(&t[0], &targets).unwrap(),
+        &|t| ops::token_nll_composed(&t[0], &targets).unwrap(),
+    );
+}

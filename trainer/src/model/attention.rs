@@ -29,28 +29,19 @@ impl Attention {
         })
     }
 
-    /// `x: (B·T, dim)` → `(B·T, dim)`.
+    /// `x: (B·T, dim)` → `(B·T, dim)`: one linear layer for q, k and v
+    /// together, the fused attention kernel, the output projection.
     pub fn forward(&self, x: &Tensor, b: usize, t: usize, rope: &RopeTables) -> Result<Tensor> {
-        let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let rep = h / kv;
-        let q = x.matmul(&self.wq.t()?)?.reshape((b, t, h, hd))?;
-        let k = x.matmul(&self.wk.t()?)?.reshape((b, t, kv, hd))?;
-        let v = x.matmul(&self.wv.t()?)?.reshape((b, t, kv, hd))?;
-        let q = ops::rope_to_heads(&q, rope)?; // (B, H, T, hd)
-        let k = ops::rope_to_heads(&k, rope)?; // (B, KV, T, hd)
-        let v = v.transpose(1, 2)?.contiguous()?;
-        // Query head j uses kv head j / rep: stacking a kv head's `rep` query
-        // heads along time lets one batched matmul serve them without
-        // repeating K and V.
-        let q = q.reshape((b, kv, rep * t, hd))?;
-        let scores = q.matmul(&k.t()?)?.reshape((b, h, t, t))?;
-        let probs = ops::causal_softmax(&scores, 1.0 / (hd as f32).sqrt())?;
-        let y = probs
-            .reshape((b, kv, rep * t, t))?
-            .matmul(&v)?
-            .reshape((b, h, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b * t, h * hd))?;
-        Ok(y.matmul(&self.wo.t()?)?)
+        let wqkv = Tensor::cat(&[&self.wq, &self.wk, &self.wv], 0)?;
+        let qkv = ops::linear(x, &wqkv)?;
+        let shape = ops::AttnShape {
+            batch: b,
+            seq: t,
+            heads: self.n_heads,
+            kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+        };
+        let y = ops::causal_attention(&qkv, shape, rope)?;
+        Ok(ops::linear(&y, &self.wo)?)
     }
 }

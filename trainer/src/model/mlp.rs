@@ -1,6 +1,7 @@
 //! SwiGLU feed-forward: `w2(silu(w1 x) · w3 x)`, no biases.
 
 use super::Params;
+use crate::ops;
 use anyhow::Result;
 use candle_core::Tensor;
 
@@ -19,9 +20,10 @@ impl Mlp {
         })
     }
 
+    /// One linear layer for `w1` and `w3` together, the fused gate, `w2`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = x.matmul(&self.w1.t()?)?.silu()?;
-        let up = x.matmul(&self.w3.t()?)?;
-        Ok((gate * up)?.matmul(&self.w2.t()?)?)
+        let w13 = Tensor::cat(&[&self.w1, &self.w3], 0)?;
+        let h = ops::swiglu(&ops::linear(x, &w13)?)?;
+        Ok(ops::linear(&h, &self.w2)?)
     }
 }

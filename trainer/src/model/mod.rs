@@ -89,6 +89,6 @@ impl Transformer {
             x = block.forward(&x, b, t, &self.rope, dropout.as_deref_mut(), &mut stats)?;
         }
         let x = ops::rms_norm(&x, &self.norm, self.config.norm_eps)?;
-        Ok((x.matmul(&self.output.t()?)?, stats))
+        Ok((ops::linear(&x, &self.output)?, stats))
     }
 }

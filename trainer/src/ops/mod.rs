@@ -5,14 +5,28 @@
 //! them silently stop learning. These ops implement `bwd`, and each has a
 //! composed (slow, differentiable) twin used on non-CPU devices and as the
 //! reference in tests.
+//!
+//! The training step's hot path runs through them: one gemm per linear layer
+//! and direction ([`linear`]), attention with RoPE in one kernel per
+//! (batch, kv head) block ([`causal_attention`]), the SwiGLU gate
+//! ([`swiglu`]), RMSNorm and the per-token loss ([`token_nll`]).
 
+mod attention;
+mod cross_entropy;
+mod kernels;
+mod linear;
 mod rmsnorm;
 mod rope;
 mod softmax;
+mod swiglu;
 
+pub use attention::{causal_attention, causal_attention_composed, AttnShape};
+pub use cross_entropy::{token_nll, token_nll_composed};
+pub use linear::{linear, linear_composed};
 pub use rmsnorm::{rms_norm, rms_norm_composed};
 pub use rope::{rope_composed, rope_tables, rope_to_heads, RopeTables};
 pub use softmax::{causal_softmax, causal_softmax_composed};
+pub use swiglu::{swiglu, swiglu_composed};
 
 use candle_core::{CpuStorage, Layout, Result};
 
