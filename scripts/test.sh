@@ -16,10 +16,10 @@ fi
 command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 echo "== runtime builds for the boards (no_std)"
-cargo build -q --release -p thinkling-runtime --target thumbv7em-none-eabihf
+cargo build -q --release -p runtime --target thumbv7em-none-eabihf
 # Cortex-M4 without the FPU ABI: the DSP kernels that need no FPU.
-cargo build -q --release -p thinkling-runtime --target thumbv7em-none-eabi
-cargo build -q --release -p thinkling-runtime --target riscv32imac-unknown-none-elf
+cargo build -q --release -p runtime --target thumbv7em-none-eabi
+cargo build -q --release -p runtime --target riscv32imac-unknown-none-elf
 
 echo "== tests"
 cargo test --release --workspace "$@"

@@ -136,7 +136,7 @@ fn build_firmware_env(
             "--profile",
             "firmware",
             "-p",
-            "thinkling-firmware",
+            "firmware",
             "--target",
             TARGET,
         ])

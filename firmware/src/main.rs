@@ -27,7 +27,7 @@ mod spec;
 fn main() {
     use settings::*;
     println!(
-        "thinkling-firmware runs on Cortex-M; this host build is a stub.\n\
+        "The thinkling firmware runs on Cortex-M; this host build is a stub.\n\
          built for board {BOARD}: model {MODEL_PATH} ({MODEL_BYTES} bytes), context {CONTEXT}, \
          arena {ARENA_BYTES} bytes, {} prompts.\n\
          run it under QEMU with `cargo qemu` (see firmware/README.md).",

@@ -1,8 +1,8 @@
 //! Single-thread speed and memory of the engine.
 //!
 //! ```text
-//! cargo run --release -p thinkling-runtime --features std --example bench -- MODEL.bin [--json] [--tokens N] [--kv f32|f16]
-//! cargo run --release -p thinkling-runtime --features std --example bench -- --shape tiny|small --dtype f32|f16|q8|q4 [--group G]
+//! cargo run --release -p runtime --features std --example bench -- MODEL.bin [--json] [--tokens N] [--kv f32|f16]
+//! cargo run --release -p runtime --features std --example bench -- --shape tiny|small --dtype f32|f16|q8|q4 [--group G]
 //! ```
 //! Prefill runs N prompt tokens from position 0 (LM head on the last only);
 //! decode runs N tokens one at a time, also from position 0, with logits for

@@ -2,7 +2,7 @@
 //! `think> ` prefixed otherwise) and the answer as they are generated.
 //!
 //! ```text
-//! cargo run --release -p thinkling-runtime --features std --example generate -- MODEL.bin "PROMPT"
+//! cargo run --release -p runtime --features std --example generate -- MODEL.bin "PROMPT"
 //!     [--temperature T] [--top-p P] [--top-k K] [--seed S] [--think-budget N]
 //!     [--max-tokens N] [--context N] [--kv f16|f32] [--ids]
 //! ```

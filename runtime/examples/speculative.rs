@@ -2,7 +2,7 @@
 //! target pass, tokens per second, and the cost of one batched check pass.
 //!
 //! ```text
-//! cargo run --release -p thinkling-runtime --features std --example speculative -- TARGET.bin DRAFT.bin
+//! cargo run --release -p runtime --features std --example speculative -- TARGET.bin DRAFT.bin
 //!     [--k 1,2,4,6] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16]
 //!     [--temperature T] [--seed S] [--min-secs S]
 //! cargo run ... --example speculative -- TARGET.bin --draft-layers N [...]   # early-exit draft: the target's first N layers

@@ -1,7 +1,7 @@
 //! Prints example samples of each built-in task and the distribution of their
 //! lengths in pretokenizer chunks (a lower bound on BPE tokens, reached when
 //! every word is one token; digits are always one token each):
-//! `cargo run -p thinkling-tasks --example samples [-- N]`.
+//! `cargo run -p tasks --example samples [-- N]`.
 
 use tasks::rand::SeedableRng;
 use tasks::{generate, ChaCha8Rng, Split, TaskKind};
