@@ -35,10 +35,20 @@ pub fn tune_allocator() {
     }
 }
 
-/// Sets the compute threads (candle's kernels and gemm read
-/// `RAYON_NUM_THREADS`); must run before the first tensor operation.
+/// Sets the compute threads (gemm and the fused kernels run on the rayon
+/// pool, sized by `RAYON_NUM_THREADS`); must run before the first tensor
+/// operation.
+///
+/// candle's element-wise ops have a second pool of spinning workers; beside
+/// the rayon pool they oversubscribe a small machine (measured on 2 cores:
+/// up to 40 % of the step spent spinning). The heavy work runs in the fused
+/// kernels, so candle's pool is reduced to the calling thread unless
+/// `CANDLE_NUM_THREADS` says otherwise.
 pub fn set_threads(n: usize) {
     if n > 0 {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }

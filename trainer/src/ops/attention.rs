@@ -9,7 +9,7 @@
 //! tiles that stop at the diagonal (the causal half is never multiplied).
 //! The softmax probabilities are kept for the backward pass.
 
-use super::kernels::{filled, matmul, with_f32, Mat, SharedMut};
+use super::kernels::{exp_inplace, filled, matmul, with_f32, Mat, SharedMut};
 use super::{f32_slice, rope_composed, RopeTables};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -40,8 +40,16 @@ struct Attention {
     s: AttnShape,
     rope: RopeTables,
     scale: f32,
-    /// Softmax probabilities `(B, H, T, T)` of the last forward pass.
-    probs: Arc<Mutex<Vec<f32>>>,
+    saved: Arc<Mutex<Saved>>,
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Default)]
+struct Saved {
+    /// Softmax probabilities `(B, H, T, T)`.
+    probs: Vec<f32>,
+    /// Roped K and Q per (batch, kv head) block: K, then its `H/KV` query heads.
+    roped_qk: Vec<f32>,
 }
 
 /// Rotates one head's row at position `pos` (`sign` −1: the inverse).
@@ -102,54 +110,60 @@ impl CustomOp1 for Attention {
             head_dim: hd,
         } = self.s;
         let (w, rep, dq) = (self.s.width(), self.s.rep(), h * hd);
-        let mut probs = self.probs.lock().expect("attention probabilities lock");
-        probs.clear();
-        probs.resize(b * h * t * t, 0.0);
+        let (pblk, rblk) = (rep * t * t, (rep + 1) * t * hd);
+        let mut probs = Vec::new();
+        let mut roped_qk = Vec::new();
         let out = filled(b * t * dq, |out| {
-            probs.par_chunks_mut(rep * t * t).enumerate().for_each_init(
-                || (vec![0f32; t * hd], vec![0f32; t * hd]),
-                |(kr, qr), (blk, pb)| {
-                    let (bi, g) = (blk / kv, blk % kv);
-                    let row0 = bi * t;
-                    roped(&self.rope, &qkv[row0 * w + (h + g) * hd..], w, hd, kr);
-                    let v = Mat::rows(qkv, row0 * w + (h + kv + g) * hd, w);
-                    for r in 0..rep {
-                        let head = g * rep + r;
-                        roped(&self.rope, &qkv[row0 * w + head * hd..], w, hd, qr);
-                        let p = &mut pb[r * t * t..(r + 1) * t * t];
-                        for (i0, i1) in tiles(t) {
-                            unsafe {
-                                matmul(
-                                    i1 - i0,
-                                    i1,
-                                    hd,
-                                    SharedMut(p.as_mut_ptr()).dst(i0 * t, t),
-                                    Mat::rows(qr, i0 * hd, hd),
-                                    Mat::rows_t(kr, 0, hd),
-                                    false,
-                                    1,
-                                );
-                            }
-                            for i in i0..i1 {
-                                softmax_row(&mut p[i * t..(i + 1) * t], i + 1, self.scale);
-                            }
-                            unsafe {
-                                matmul(
-                                    i1 - i0,
-                                    hd,
-                                    i1,
-                                    out.dst((row0 + i0) * dq + head * hd, dq),
-                                    Mat::rows(p, i0 * t, t),
-                                    v,
-                                    false,
-                                    1,
-                                );
+            roped_qk = filled(b * kv * rblk, |rq| {
+                probs = filled(b * kv * pblk, |pr| {
+                    (0..b * kv).into_par_iter().for_each(|blk| {
+                        // SAFETY: block `blk` owns these ranges of both buffers.
+                        let pb = unsafe { pr.slice(blk * pblk, pblk) };
+                        let qk = unsafe { rq.slice(blk * rblk, rblk) };
+                        let (bi, g) = (blk / kv, blk % kv);
+                        let row0 = bi * t;
+                        let (kr, qs) = qk.split_at_mut(t * hd);
+                        roped(&self.rope, &qkv[row0 * w + (h + g) * hd..], w, hd, kr);
+                        let v = Mat::rows(qkv, row0 * w + (h + kv + g) * hd, w);
+                        for (r, qr) in qs.chunks_mut(t * hd).enumerate() {
+                            let head = g * rep + r;
+                            roped(&self.rope, &qkv[row0 * w + head * hd..], w, hd, qr);
+                            let p = &mut pb[r * t * t..(r + 1) * t * t];
+                            for (i0, i1) in tiles(t) {
+                                unsafe {
+                                    matmul(
+                                        i1 - i0,
+                                        i1,
+                                        hd,
+                                        SharedMut(p.as_mut_ptr()).dst(i0 * t, t),
+                                        Mat::rows(qr, i0 * hd, hd),
+                                        Mat::rows_t(kr, 0, hd),
+                                        false,
+                                        1,
+                                    );
+                                }
+                                for i in i0..i1 {
+                                    softmax_row(&mut p[i * t..(i + 1) * t], i + 1, self.scale);
+                                }
+                                unsafe {
+                                    matmul(
+                                        i1 - i0,
+                                        hd,
+                                        i1,
+                                        out.dst((row0 + i0) * dq + head * hd, dq),
+                                        Mat::rows(p, i0 * t, t),
+                                        v,
+                                        false,
+                                        1,
+                                    );
+                                }
                             }
                         }
-                    }
-                },
-            );
+                    });
+                });
+            });
         });
+        *self.saved.lock().expect("attention state lock") = Saved { probs, roped_qk };
         Ok((CpuStorage::F32(out), Shape::from((b * t, dq))))
     }
 
@@ -162,10 +176,12 @@ impl CustomOp1 for Attention {
             head_dim: hd,
         } = self.s;
         let (w, rep, dqw) = (self.s.width(), self.s.rep(), h * hd);
-        let probs = self.probs.lock().expect("attention probabilities lock");
-        if probs.len() != b * h * t * t {
+        let saved = self.saved.lock().expect("attention state lock");
+        let (probs, roped_qk) = (&saved.probs, &saved.roped_qk);
+        if probs.len() != b * h * t * t || roped_qk.len() != b * (h + kv) * t * hd {
             candle_core::bail!("attention backward without its forward pass");
         }
+        let rblk = (rep + 1) * t * hd;
         let scale = self.scale;
         let rope = &self.rope;
         let dqkv = with_f32(qkv, |qkv| {
@@ -177,21 +193,19 @@ impl CustomOp1 for Attention {
                                 vec![0f32; t * hd],
                                 vec![0f32; t * hd],
                                 vec![0f32; t * hd],
-                                vec![0f32; t * hd],
-                                vec![0f32; t * hd],
                                 vec![0f32; t * t],
                             )
                         },
-                        |(kr, qr, dk, dv, dq, ds), blk| {
+                        |(dk, dv, dq, ds), blk| {
                             let (bi, g) = (blk / kv, blk % kv);
                             let row0 = bi * t;
-                            roped(rope, &qkv[row0 * w + (h + g) * hd..], w, hd, kr);
+                            let (kr, qs) = roped_qk[blk * rblk..(blk + 1) * rblk].split_at(t * hd);
                             let vbase = row0 * w + (h + kv + g) * hd;
                             for r in 0..rep {
                                 let head = g * rep + r;
                                 let p = &probs[(blk * rep + r) * t * t..][..t * t];
                                 let dobase = row0 * dqw + head * hd;
-                                roped(rope, &qkv[row0 * w + head * hd..], w, hd, qr);
+                                let qr = &qs[r * t * hd..(r + 1) * t * hd];
                                 for (i0, i1) in tiles(t) {
                                     // dv[i0..i1] (+)= pᵀ[i0..i1, i0..t] · do[i0..t]
                                     unsafe {
@@ -282,13 +296,9 @@ impl CustomOp1 for Attention {
 fn softmax_row(row: &mut [f32], n: usize, scale: f32) {
     let (keep, rest) = row.split_at_mut(n);
     let max = keep.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f32;
-    for v in keep.iter_mut() {
-        let e = ((*v - max) * scale).exp();
-        *v = e;
-        sum += e;
-    }
-    let inv = 1.0 / sum;
+    keep.iter_mut().for_each(|v| *v = (*v - max) * scale);
+    exp_inplace(keep);
+    let inv = 1.0 / keep.iter().sum::<f32>();
     keep.iter_mut().for_each(|v| *v *= inv);
     rest.fill(0.0);
 }
@@ -304,7 +314,7 @@ pub fn causal_attention(qkv: &Tensor, s: AttnShape, rope: &RopeTables) -> Result
         s,
         rope: rope.clone(),
         scale: 1.0 / (s.head_dim as f32).sqrt(),
-        probs: Arc::new(Mutex::new(Vec::new())),
+        saved: Arc::new(Mutex::new(Saved::default())),
     })
 }
 

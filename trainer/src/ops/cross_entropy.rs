@@ -3,7 +3,7 @@
 //! more, from the row's log-sum-exp kept by the forward pass.
 
 use super::f32_slice;
-use super::kernels::with_f32;
+use super::kernels::{exp_inplace, with_f32};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -52,14 +52,20 @@ impl CustomOp2 for TokenNll {
             lse.par_chunks_mut(ROWS)
                 .zip(nll.par_chunks_mut(ROWS))
                 .zip(x.par_chunks(ROWS * v).zip(t.par_chunks(ROWS)))
-                .for_each(|((ls, ns), (xr, tr))| {
-                    for (((l, o), row), &tg) in ls.iter_mut().zip(ns).zip(xr.chunks(v)).zip(tr) {
-                        let max = row.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a));
-                        let sum: f32 = row.iter().map(|&a| (a - max).exp()).sum();
-                        *l = max + sum.ln();
-                        *o = *l - row[tg as usize];
-                    }
-                });
+                .for_each_init(
+                    || vec![0f32; v],
+                    |e, ((ls, ns), (xr, tr))| {
+                        for (((l, o), row), &tg) in ls.iter_mut().zip(ns).zip(xr.chunks(v)).zip(tr)
+                        {
+                            let max = row.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a));
+                            e.iter_mut().zip(row).for_each(|(e, &a)| *e = a - max);
+                            exp_inplace(e);
+                            let sum: f32 = e.iter().sum();
+                            *l = max + sum.ln();
+                            *o = *l - row[tg as usize];
+                        }
+                    },
+                );
         }
         *self.lse.lock().expect("nll lock") = lse;
         *self.targets.lock().expect("nll lock") = t.to_vec();
@@ -94,9 +100,9 @@ impl CustomOp2 for TokenNll {
                                     d.fill(0.0);
                                     continue;
                                 }
-                                for (o, &a) in d.iter_mut().zip(row) {
-                                    *o = gi * (a - l).exp();
-                                }
+                                d.iter_mut().zip(row).for_each(|(o, &a)| *o = a - l);
+                                exp_inplace(d);
+                                d.iter_mut().for_each(|o| *o *= gi);
                                 d[t[i] as usize] -= gi;
                             }
                         });

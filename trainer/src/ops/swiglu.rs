@@ -4,7 +4,7 @@
 //! With `s = σ(u)`: `du = dy · g · s · (1 + u·(1 − s))`, `dg = dy · u · s`.
 
 use super::f32_slice;
-use super::kernels::with_f32;
+use super::kernels::{exp_inplace, with_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -21,8 +21,11 @@ fn hidden(shape: &Shape) -> Result<usize> {
     Ok(last / 2)
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+/// `out ← σ(x)`.
+fn sigmoid_into(x: &[f32], out: &mut [f32]) {
+    out.iter_mut().zip(x).for_each(|(o, &v)| *o = -v);
+    exp_inplace(out);
+    out.iter_mut().for_each(|o| *o = 1.0 / (1.0 + *o));
 }
 
 impl CustomOp1 for SwiGlu {
@@ -40,8 +43,9 @@ impl CustomOp1 for SwiGlu {
                 .for_each(|(yr, xr)| {
                     for (yr, xr) in yr.chunks_mut(hd).zip(xr.chunks(2 * hd)) {
                         let (u, g) = xr.split_at(hd);
+                        sigmoid_into(u, yr);
                         for ((o, &u), &g) in yr.iter_mut().zip(u).zip(g) {
-                            *o = u * sigmoid(u) * g;
+                            *o *= u * g;
                         }
                     }
                 });
@@ -66,8 +70,9 @@ impl CustomOp1 for SwiGlu {
                             {
                                 let (u, g) = xr.split_at(hd);
                                 let (du, dg) = dr.split_at_mut(hd);
+                                sigmoid_into(u, du);
                                 for i in 0..hd {
-                                    let s = sigmoid(u[i]);
+                                    let s = du[i];
                                     du[i] = yr[i] * g[i] * s * (1.0 + u[i] * (1.0 - s));
                                     dg[i] = yr[i] * u[i] * s;
                                 }
