@@ -33,6 +33,9 @@ pub struct EvalResult {
     pub n: usize,
     /// Task name → (correct, n).
     pub per_task: BTreeMap<String, (usize, usize)>,
+    /// Surface form (`tasks::Problem::form`) → (correct, n); problems
+    /// without a form label are not counted here.
+    pub per_form: BTreeMap<String, (usize, usize)>,
     /// Share of outputs that closed an answer span, after closing the think
     /// span they opened (answer-only outputs have none).
     pub well_formed: f64,
@@ -136,13 +139,19 @@ pub fn evaluate_blob(
     let mut i = 0;
     for part in outcomes {
         for one in part? {
-            let task = problems[i].task.name().to_string();
-            let e = r.per_task.entry(task).or_insert((0, 0));
+            let p = &problems[i];
+            let e = r
+                .per_task
+                .entry(p.task.name().to_string())
+                .or_insert((0, 0));
             e.1 += 1;
-            if one.correct {
-                e.0 += 1;
-                correct += 1;
+            e.0 += one.correct as usize;
+            if !p.form.is_empty() {
+                let f = r.per_form.entry(p.form.clone()).or_insert((0, 0));
+                f.1 += 1;
+                f.0 += one.correct as usize;
             }
+            correct += one.correct as usize;
             formed += one.well_formed as usize;
             think += one.think_tokens;
             r.prompt_too_long += one.too_long as usize;

@@ -68,6 +68,7 @@ fn parse_line(line: &str) -> Result<Problem, String> {
             problem: problem.trim().to_string(),
             think: think.trim().to_string(),
             answer: answer.trim().to_string(),
+            form: String::new(),
         };
         check(&p)?;
         return Ok(p);
@@ -82,6 +83,7 @@ fn parse_line(line: &str) -> Result<Problem, String> {
         problem: question.trim().to_string(),
         think: strip_calculator_notes(working).trim().to_string(),
         answer: result.trim().to_string(),
+        form: String::new(),
     };
     check(&p)?;
     Ok(p)

@@ -3,24 +3,29 @@
 //! GSM8K).
 //!
 //! A sample is `<bos> problem <think> think </think> <answer> answer </answer> <eos>`
-//! (see `docs/contracts.md`); a [`Problem`] holds the three texts. Every step
-//! of a built-in trace is one digit column (see [`columns`]), least
-//! significant first, so each token is computable from a few tokens the model
-//! can attend to; digits are always single tokens.
+//! (see `docs/contracts.md`); a [`Problem`] holds the three texts. Problems
+//! are written the way people write them (any spacing, symbols or words,
+//! wrappers such as `What is …?`, word problems in many sentences); the trace
+//! first restates each operation in one canonical aligned form and then works
+//! it one digit column per step (see [`columns`]), so each token is computable
+//! from a few tokens the model can attend to; digits are always single tokens.
 //!
-//! Tasks (one module each, with an example sample in its documentation):
-//! [`add`], [`sub`], [`mul`], [`word`]. User data: [`data`].
+//! Two splits keep evaluation honest: held-out *problems* (a stable hash of
+//! the canonical problem, see [`is_held_out`]) and held-out *forms* (phrasings,
+//! wrappers and word templates that training never uses, see [`forms`] and
+//! [`word`]): [`Split::OutOfTemplate`] draws only from the latter.
+//!
+//! Tasks: [`arith`] (add, sub, mul, div) and [`word`]. User data: [`data`].
 
-pub mod add;
+pub mod arith;
 pub mod columns;
 pub mod data;
+pub mod forms;
 pub mod mix;
-pub mod mul;
-pub mod sub;
 pub mod word;
 
 pub use data::{load_jsonl, parse_jsonl};
-pub use mix::{describe_mix, held_out_set, Mix};
+pub use mix::{describe_mix, held_out_set, ood_set, Mix};
 /// The random number generators the API takes, re-exported so callers use the
 /// same crate versions.
 pub use rand;
@@ -29,13 +34,14 @@ pub use rand_chacha::{self, ChaCha8Rng};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Which task a problem comes from. Names: `add`, `sub`, `mul`, `word`, `user`.
+/// Which task a problem comes from. Names: `add`, `sub`, `mul`, `div`, `word`, `user`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     Add,
     Sub,
     Mul,
+    Div,
     Word,
     /// Problems loaded from a file; they have no generator.
     User,
@@ -43,14 +49,20 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// The tasks that have a generator, in a fixed order.
-    pub const BUILTIN: [TaskKind; 4] =
-        [TaskKind::Add, TaskKind::Sub, TaskKind::Mul, TaskKind::Word];
+    pub const BUILTIN: [TaskKind; 5] = [
+        TaskKind::Add,
+        TaskKind::Sub,
+        TaskKind::Mul,
+        TaskKind::Div,
+        TaskKind::Word,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             TaskKind::Add => "add",
             TaskKind::Sub => "sub",
             TaskKind::Mul => "mul",
+            TaskKind::Div => "div",
             TaskKind::Word => "word",
             TaskKind::User => "user",
         }
@@ -74,9 +86,12 @@ impl std::str::FromStr for TaskKind {
             "add" => Ok(TaskKind::Add),
             "sub" => Ok(TaskKind::Sub),
             "mul" => Ok(TaskKind::Mul),
+            "div" => Ok(TaskKind::Div),
             "word" => Ok(TaskKind::Word),
             "user" => Ok(TaskKind::User),
-            other => anyhow::bail!("unknown task {other:?} (expected add, sub, mul, word or user)"),
+            other => {
+                anyhow::bail!("unknown task {other:?} (expected add, sub, mul, div, word or user)")
+            }
         }
     }
 }
@@ -88,13 +103,40 @@ pub struct Problem {
     pub problem: String,
     pub think: String,
     pub answer: String,
+    /// The surface form the problem was written in (`add: {a} plus {b}`,
+    /// `wrapper: How much is {}?`, `word:loss`), for reports per form;
+    /// empty for user data.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub form: String,
+}
+
+/// Which surface forms (phrasings, wrappers, word templates) a generator may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forms {
+    /// Only forms training uses.
+    Trained,
+    /// At least one form training never uses.
+    HeldOut,
 }
 
 /// Which side of the train/held-out split a generated problem must fall on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// Trained forms, problems outside the held-out hash class.
     Train,
+    /// Trained forms, held-out problems: the in-distribution test.
     HeldOut,
+    /// Held-out forms (any problem): the out-of-template test.
+    OutOfTemplate,
+}
+
+impl Split {
+    pub fn forms(self) -> Forms {
+        match self {
+            Split::Train | Split::HeldOut => Forms::Trained,
+            Split::OutOfTemplate => Forms::HeldOut,
+        }
+    }
 }
 
 /// One in `HELD_OUT_MODULUS` problem texts is held out.
@@ -119,25 +161,40 @@ pub fn is_held_out(problem_text: &str) -> bool {
     fnv1a(problem_text.as_bytes()) % HELD_OUT_MODULUS == 0
 }
 
+/// The text the held-out hash is taken of: for arithmetic the canonical
+/// restatement at the head of the trace (`12+34`), so a held-out problem is
+/// never trained in any phrasing; for everything else the problem text.
+pub fn split_key(p: &Problem) -> &str {
+    match p.task {
+        TaskKind::Add | TaskKind::Sub | TaskKind::Mul | TaskKind::Div => {
+            p.think.split(':').next().unwrap_or(&p.problem)
+        }
+        TaskKind::Word | TaskKind::User => &p.problem,
+    }
+}
+
 /// A problem of `kind` on the `split` side: candidates from the other side
-/// are drawn again, so training never sees a held-out problem.
+/// are drawn again, so training never sees a held-out problem or form.
 ///
 /// # Panics
 /// For [`TaskKind::User`], which has no generator (user problems come from
 /// [`load_jsonl`]; split them with [`split_problems`]).
 pub fn generate<R: Rng + ?Sized>(kind: TaskKind, rng: &mut R, split: Split) -> Problem {
     loop {
+        let forms = split.forms();
         let p = match kind {
-            TaskKind::Add => add::sample(rng),
-            TaskKind::Sub => sub::sample(rng),
-            TaskKind::Mul => mul::sample(rng),
-            TaskKind::Word => word::sample(rng),
+            TaskKind::Add | TaskKind::Sub | TaskKind::Mul | TaskKind::Div => {
+                arith::sample(rng, kind, forms)
+            }
+            TaskKind::Word => word::sample(rng, forms),
             TaskKind::User => {
                 panic!("the user task has no generator: load user problems from a file")
             }
         };
-        if is_held_out(&p.problem) == (split == Split::HeldOut) {
-            return p;
+        match split {
+            Split::OutOfTemplate => return p,
+            _ if is_held_out(split_key(&p)) == (split == Split::HeldOut) => return p,
+            _ => {}
         }
     }
 }
@@ -199,13 +256,31 @@ fn parse_number(s: &str) -> Option<f64> {
     t.parse().ok()
 }
 
+/// A quotient with its remainder as the model or a person writes it:
+/// `12 R 3`, `12r3`, `12 remainder 3`, or a plain `12` (remainder 0).
+pub fn parse_quotient(s: &str) -> Option<(i128, i128)> {
+    let t = normalize(s).to_ascii_lowercase();
+    for sep in ["remainder", "r"] {
+        if let Some((q, r)) = t.split_once(sep) {
+            return Some((parse_integer(q)?, parse_integer(r)?));
+        }
+    }
+    Some((parse_integer(&t)?, 0))
+}
+
 /// The task's verifier: is `answer` (the model's text between `<answer>` and
 /// `</answer>`) right for `problem`? Whitespace is normalized. Built-in tasks
-/// compare integers (`042` equals `42`); user problems compare numbers when
-/// both sides parse as numbers (`1,000` equals `1000.0`), else the
-/// normalized strings.
+/// compare integers (`042` equals `42`; a division compares quotient and
+/// remainder, `12 R 3` equals `12 remainder 3`); user problems compare
+/// numbers when both sides parse as numbers (`1,000` equals `1000.0`), else
+/// the normalized strings.
 pub fn verify(problem: &Problem, answer: &str) -> bool {
-    if problem.task.is_builtin() {
+    if problem.task == TaskKind::Div {
+        match (parse_quotient(&problem.answer), parse_quotient(answer)) {
+            (Some(want), Some(got)) => want == got,
+            _ => false,
+        }
+    } else if problem.task.is_builtin() {
         match (parse_integer(&problem.answer), parse_integer(answer)) {
             (Some(want), Some(got)) => want == got,
             _ => normalize(&problem.answer) == normalize(answer),
@@ -229,7 +304,7 @@ mod tests {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(json, format!("\"{k}\""));
         }
-        assert!("div".parse::<TaskKind>().is_err());
+        assert!("mod".parse::<TaskKind>().is_err());
     }
 
     #[test]
@@ -239,6 +314,7 @@ mod tests {
             problem: "001+041".into(),
             think: String::new(),
             answer: "42".into(),
+            form: String::new(),
         };
         assert!(verify(&p, "42"));
         assert!(verify(&p, " 042\n"));

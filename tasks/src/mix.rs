@@ -1,6 +1,6 @@
 //! The task mix: which tasks training draws from and how often.
 
-use crate::{add, generate, mul, sub, word, Problem, Split, TaskKind};
+use crate::{arith, forms, generate, word, Problem, Split, TaskKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
@@ -12,24 +12,24 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// All four built-in tasks: add 1, sub 1, mul 2, word 2. Word problems
-    /// are the hardest (copying numbers out of text, chaining two or three
-    /// operations) and multiplication is learnt last (its column step is a
-    /// 720-case table plus a carry); addition and subtraction reach 100 %
-    /// held out long before either (measured on the default run), so the
-    /// two slow tasks get twice the samples.
+    /// All five built-in tasks: add 1, sub 1, mul 1.5, div 1.5, word 3.
+    /// Word problems are the hardest (reading many sentence templates,
+    /// skipping numbers that do not matter, chaining up to four operations);
+    /// multiplication and division are learnt after addition and subtraction
+    /// (their column steps are 720-case tables).
     pub fn default_mix() -> Mix {
         Mix {
             tasks: vec![
                 (TaskKind::Add, 1.0),
                 (TaskKind::Sub, 1.0),
-                (TaskKind::Mul, 2.0),
-                (TaskKind::Word, 2.0),
+                (TaskKind::Mul, 1.5),
+                (TaskKind::Div, 1.5),
+                (TaskKind::Word, 3.0),
             ],
         }
     }
 
-    /// `"add,sub,mul,word"` (equal weights), `"add:2,mul:1"`, or `"default"`.
+    /// `"add,sub,mul,div,word"` (equal weights), `"add:2,mul:1"`, or `"default"`.
     /// `user` may appear to weight loaded user data against built-in tasks.
     pub fn parse(s: &str) -> anyhow::Result<Mix> {
         if s.trim().eq_ignore_ascii_case("default") {
@@ -137,14 +137,29 @@ impl Default for Mix {
 /// first. Problems are distinct as long as the task has enough of them.
 /// User tasks are skipped: split loaded data with [`crate::split_problems`].
 pub fn held_out_set(mix: &Mix, n: usize, seed: u64) -> Vec<Problem> {
+    test_set(mix, n, seed, Split::HeldOut)
+}
+
+/// `n` out-of-template problems over the built-in tasks of `mix`: every one
+/// is written in a phrasing, wrapper or word template that training never
+/// uses. Counts, order and determinism as [`held_out_set`].
+pub fn ood_set(mix: &Mix, n: usize, seed: u64) -> Vec<Problem> {
+    test_set(mix, n, seed, Split::OutOfTemplate)
+}
+
+fn test_set(mix: &Mix, n: usize, seed: u64, split: Split) -> Vec<Problem> {
     let mut out = Vec::with_capacity(n);
     for (kind, count) in mix.allocate(n) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ crate::fnv1a(kind.name().as_bytes()));
+        let stream = match split {
+            Split::OutOfTemplate => format!("{}/ood", kind.name()),
+            _ => kind.name().to_string(),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ crate::fnv1a(stream.as_bytes()));
         let mut seen = HashSet::new();
         let mut misses = 0;
         let mut got = 0;
         while got < count {
-            let p = generate(kind, &mut rng, Split::HeldOut);
+            let p = generate(kind, &mut rng, split);
             // Give up on distinctness only if the task runs out of problems.
             if seen.insert(p.problem.clone()) || misses > 100 * count {
                 out.push(p);
@@ -164,42 +179,42 @@ pub fn describe_mix(mix: &Mix) -> String {
     for &(kind, w) in &mix.tasks {
         let share = if total > 0.0 { 100.0 * w / total } else { 0.0 };
         let what = match kind {
-            TaskKind::Add => {
-                format!("a+b, a,b in 0..={} zero-padded to {} digits, one column per step", max(add::WIDTH), add::WIDTH)
-            }
+            TaskKind::Add => format!(
+                "a+b, a,b of 1..={d} digits, {} phrasings",
+                forms::ADD.len(),
+                d = arith::MAX_DIGITS
+            ),
             TaskKind::Sub => format!(
-                "a-b, 0<=b<=a<={} zero-padded to {} digits, one column per step with borrows",
-                max(sub::WIDTH),
-                sub::WIDTH
+                "a-b, 0<=b<=a of 1..={d} digits, {} phrasings",
+                forms::SUB.len(),
+                d = arith::MAX_DIGITS
             ),
             TaskKind::Mul => format!(
-                "a*m, a in 0..={} zero-padded to {} digits, m in {}..={}, one column per step with carries",
-                max(mul::WIDTH),
-                mul::WIDTH,
-                mul::MULTIPLIER.start(),
-                mul::MULTIPLIER.end()
+                "a*m, a of 1..={d} digits, m in {}..={}, {} phrasings",
+                arith::SMALL.start(),
+                arith::SMALL.end(),
+                forms::MUL.len(),
+                d = arith::MAX_DIGITS
             ),
-            TaskKind::Word => format!(
-                "word problems with 2-3 operations (+, -, groups {}..={} of {}..={}, {}..={} times as many), start {}..={}, changes up to {}, results <= 999",
-                word::GROUP_COUNT.start(),
-                word::GROUP_COUNT.end(),
-                word::GROUP_SIZE.start(),
-                word::GROUP_SIZE.end(),
-                word::TIMES.start(),
-                word::TIMES.end(),
-                word::START.start(),
-                word::START.end(),
-                word::CHANGE_MAX
+            TaskKind::Div => format!(
+                "a/d (exact or with a remainder), a of 1..={d} digits, d in {}..={}, {} phrasings",
+                arith::SMALL.start(),
+                arith::SMALL.end(),
+                forms::DIV.len(),
+                d = arith::MAX_DIGITS
             ),
+            TaskKind::Word => {
+                let templates: usize = word::template_counts().iter().map(|t| t.1 + t.2).sum();
+                format!(
+                    "word problems with 1-4 steps ({}), {templates} sentence templates",
+                    word::STEP_KINDS.join(", ")
+                )
+            }
             TaskKind::User => "problems loaded from a JSONL/GSM8K file".to_string(),
         };
         lines.push(format!("{kind:<5} {share:5.1}%  {what}"));
     }
     lines.join("\n")
-}
-
-fn max(width: usize) -> u64 {
-    10u64.pow(width as u32) - 1
 }
 
 #[cfg(test)]
@@ -208,14 +223,14 @@ mod tests {
 
     #[test]
     fn parse_forms() {
-        let m = Mix::parse("add,sub,mul,word").unwrap();
-        assert_eq!(m.tasks.len(), 4);
+        let m = Mix::parse("add,sub,mul,div,word").unwrap();
+        assert_eq!(m.tasks.len(), 5);
         assert!(m.tasks.iter().all(|(_, w)| *w == 1.0));
         let m = Mix::parse(" add:2 , mul:1").unwrap();
         assert_eq!(m.tasks, vec![(TaskKind::Add, 2.0), (TaskKind::Mul, 1.0)]);
         assert_eq!(Mix::parse("default").unwrap(), Mix::default_mix());
         assert!(Mix::parse("add,user:3").unwrap().has_user());
-        for bad in ["", "add,", "add:x", "add:0", "add:-1", "div", "add,add"] {
+        for bad in ["", "add,", "add:x", "add:0", "add:-1", "mod", "add,add"] {
             assert!(Mix::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -240,10 +255,11 @@ mod tests {
         assert_eq!(
             m.allocate(10),
             vec![
-                (TaskKind::Add, 2),
-                (TaskKind::Sub, 2),
-                (TaskKind::Mul, 3),
-                (TaskKind::Word, 3)
+                (TaskKind::Add, 1),
+                (TaskKind::Sub, 1),
+                (TaskKind::Mul, 2),
+                (TaskKind::Div, 2),
+                (TaskKind::Word, 4)
             ]
         );
     }

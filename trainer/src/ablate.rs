@@ -181,6 +181,7 @@ pub fn run(o: &AblateOptions) -> Result<serde_json::Value> {
             }
             let r = outcome
                 .final_eval
+                .map(|e| e.in_dist)
                 .ok_or_else(|| anyhow!("{}: no final evaluation", v.name))?;
             eprintln!("{}: {}", v.name, eval::summary(&r));
             variants.push((v, cfg.steps, state.tokens_seen, state.elapsed_s, r));

@@ -250,12 +250,17 @@ impl TrainArgs {
 pub struct EvalArgs {
     /// Run directory.
     pub dir: PathBuf,
-    /// Number of held-out problems.
-    #[arg(long, default_value_t = 500)]
-    pub n: usize,
-    /// Only this task (add, sub, mul, word); default: the run's task mix.
+    /// Number of held-out problems, and as many out-of-template ones
+    /// [default: 500]; with --data: only the first N problems of the files.
     #[arg(long)]
+    pub n: Option<usize>,
+    /// Only this task (add, sub, mul, div, word); default: the run's task mix.
+    #[arg(long, conflicts_with = "data")]
     pub task: Option<String>,
+    /// Exact match on these JSONL files instead (records {"problem","answer"}
+    /// with an optional "think", or GSM8K's {"question","answer"}).
+    #[arg(long)]
+    pub data: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -43,7 +43,26 @@ fn run() -> Result<()> {
                 out.display()
             );
             if let Some(r) = &o.final_eval {
-                println!("{}", eval::summary(r));
+                println!("{}", eval::evaluation_summary(r));
+            }
+        }
+        Command::Eval(args) if !args.data.is_empty() => {
+            let ckpt = export::load_run(&args.dir)?;
+            let mut set = Vec::new();
+            for p in &args.data {
+                set.extend(tasks::load_jsonl(p)?);
+            }
+            if set.is_empty() {
+                anyhow::bail!("no problems in {:?}", args.data);
+            }
+            if let Some(n) = args.n {
+                set.truncate(n);
+            }
+            let r = eval::evaluate_with_budget(&ckpt, &set, args.think_budget)?;
+            if args.json {
+                println!("{}", eval::to_json(&r));
+            } else {
+                println!("{}", eval::summary(&r));
             }
         }
         Command::Eval(args) => {
@@ -60,12 +79,17 @@ fn run() -> Result<()> {
                 }
             }
             let (_, user_held) = tasks::split_problems(user);
-            let set = eval::held_out(&mix, args.n, &user_held);
-            let r = eval::evaluate_with_budget(&ckpt, &set, args.think_budget)?;
+            let r = eval::evaluate_both(
+                &ckpt,
+                &mix,
+                args.n.unwrap_or(500),
+                &user_held,
+                args.think_budget,
+            )?;
             if args.json {
-                println!("{}", eval::to_json(&r));
+                println!("{}", eval::evaluation_json(&r));
             } else {
-                println!("{}", eval::summary(&r));
+                println!("{}", eval::evaluation_summary(&r));
             }
         }
         Command::Sample(args) => {

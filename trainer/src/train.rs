@@ -6,7 +6,7 @@ use crate::checkpoint::{self, TrainState, CONFIG_FILE, METRICS_FILE, TOKENIZER_F
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::{Batcher, ProblemSource};
 use crate::device;
-use crate::eval;
+use crate::eval::{self, Evaluation};
 use crate::fsutil::write_atomic;
 use crate::loss::dual_loss;
 use crate::metrics::{MetricRow, HEADER};
@@ -14,7 +14,6 @@ use crate::model::{Dropout, Transformer};
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWConfig};
 use crate::plot;
 use anyhow::{bail, Context, Result};
-use export::eval::EvalResult;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use runtime::format::ModelConfig;
@@ -39,7 +38,7 @@ pub struct Options {
 pub struct Outcome {
     pub steps: u64,
     pub train_s: f64,
-    pub final_eval: Option<EvalResult>,
+    pub final_eval: Option<Evaluation>,
     pub model_config: ModelConfig,
     pub params: usize,
 }
@@ -199,6 +198,7 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         cfg.alpha,
     );
     let eval_set = eval::held_out(&mix, cfg.eval_n, &user_held);
+    let ood_set = eval::out_of_template(&mix, cfg.eval_n);
 
     eprintln!(
         "model: {} parameters, dim {} layers {} heads {}/{} hidden {} vocab {}; {} steps × {} sequences",
@@ -330,11 +330,17 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             }
             if eval_now {
                 let t = Instant::now();
-                let r =
-                    eval::evaluate(&eval::checkpoint(&model_cfg, &merges, &params)?, &eval_set)?;
+                let ckpt = eval::checkpoint(&model_cfg, &merges, &params)?;
+                let r = eval::evaluate(&ckpt, &eval_set)?;
                 row.accuracy = Some(r.accuracy as f32);
+                let ood = if ood_set.is_empty() {
+                    String::new()
+                } else {
+                    let o = eval::evaluate(&ckpt, &ood_set)?;
+                    format!(", out-of-template {:.1}%", 100.0 * o.accuracy)
+                };
                 let line = format!(
-                    "step {s}: held-out exact match {:.1}% (n={}, well-formed {:.0}%, {:.1}s)",
+                    "step {s}: held-out exact match {:.1}%{ood} (n={}, well-formed {:.0}%, {:.1}s)",
                     100.0 * r.accuracy,
                     r.n,
                     100.0 * r.well_formed,
@@ -389,20 +395,15 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     if state.step >= cfg.steps {
         let ckpt = eval::checkpoint(&model_cfg, &merges, &params)?;
         if cfg.final_eval_n > 0 {
-            let set = eval::held_out(&mix, cfg.final_eval_n, &user_held);
             let t = Instant::now();
-            let r = eval::evaluate(&ckpt, &set)?;
-            eprintln!(
-                "final evaluation ({:.0}s): {}",
-                t.elapsed().as_secs_f64(),
-                eval::summary(&r)
-            );
+            let r = eval::evaluate_both(&ckpt, &mix, cfg.final_eval_n, &user_held, None)?;
+            eprintln!("final evaluation ({:.0}s)", t.elapsed().as_secs_f64());
             write_atomic(
                 &out.join("eval.json"),
-                serde_json::to_string_pretty(&eval::to_json(&r))?.as_bytes(),
+                serde_json::to_string_pretty(&eval::evaluation_json(&r))?.as_bytes(),
             )?;
             if let Some(last) = rows.last_mut() {
-                last.accuracy = Some(r.accuracy as f32);
+                last.accuracy = Some(r.in_dist.accuracy as f32);
             }
             write_atomic(
                 &out.join(METRICS_FILE),

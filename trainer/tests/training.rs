@@ -54,7 +54,7 @@ fn smoke_run_learns_a_trivial_task() {
     let rows = trainer::metrics::read(&out.join("metrics.csv")).unwrap();
     let (first, last) = (rows.first().unwrap().loss, rows.last().unwrap().loss);
     assert!(last < 0.5 * first, "loss {first} -> {last}");
-    let acc = o.final_eval.unwrap().accuracy;
+    let acc = o.final_eval.unwrap().in_dist.accuracy;
     // Chance is 1 in 1000.
     assert!(acc > 0.3, "held-out exact match {acc}");
     for f in [
@@ -71,6 +71,81 @@ fn smoke_run_learns_a_trivial_task() {
     // export reads the run directory we wrote.
     let ckpt = export::load_run(&out).unwrap();
     assert_eq!(ckpt.config, o.model_config);
+
+    // `trainer eval DIR --data FILE`: exact match on every problem of a file.
+    let data = tmp.path().join("copy.jsonl");
+    let run = |extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args([
+                "eval",
+                out.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let all = run(&[]);
+    assert_eq!(all["n"], 1000, "{all}");
+    assert!(all["accuracy"].as_f64().unwrap() > 0.3, "{all}");
+    assert_eq!(all["per_task"]["user"]["n"], 1000);
+    assert_eq!(run(&["--n", "10"])["n"], 10);
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "eval",
+            out.to_str().unwrap(),
+            "--data",
+            "no-such-file.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.jsonl"));
+}
+
+#[test]
+fn final_evaluation_reports_in_distribution_and_out_of_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let cfg = TrainConfig {
+        steps: 10,
+        final_eval_n: 12,
+        tasks: "add,div".into(),
+        ..TrainConfig::smoke_preset()
+    };
+    let o = run(&cfg, &opts(&out, false, None)).unwrap();
+    let e = o.final_eval.unwrap();
+    let ood = e.ood.as_ref().expect("built-in tasks have held-out forms");
+    assert_eq!((e.in_dist.n, ood.n), (12, 12));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    for key in ["accuracy", "n", "per_task", "per_form", "well_formed"] {
+        assert!(!json[key].is_null(), "{key} missing: {json}");
+        assert!(!json["ood"][key].is_null(), "ood.{key} missing: {json}");
+    }
+    assert_eq!(json["ood"]["n"], 12);
+    for task in ["add", "div"] {
+        assert_eq!(json["ood"]["per_task"][task]["n"], 6, "{json}");
+    }
+    // Every out-of-template problem is labelled with a held-out form.
+    let held: Vec<String> = tasks::forms::held_out_list()
+        .iter()
+        .map(|(k, t)| format!("{k}: {t}"))
+        .collect();
+    let forms = json["ood"]["per_form"].as_object().unwrap();
+    assert!(!forms.is_empty());
+    for form in forms.keys() {
+        assert!(held.contains(form), "{form} is not a held-out form");
+    }
+    let text = trainer::eval::evaluation_summary(&e);
+    assert!(
+        text.contains("in-distribution") && text.contains("out-of-template"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn problem(p: &str, think: &str, answer: &str) -> tasks::Problem {
         problem: p.into(),
         think: think.into(),
         answer: answer.into(),
+        form: String::new(),
     }
 }
 
