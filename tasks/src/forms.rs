@@ -73,7 +73,7 @@ pub const ADD: &[Phrasing] = &[
     cmd("Add {a} to {b}"),
     cmd("Find the total of {a} and {b}"),
     cmd("Sum {a} and {b}"),
-    held(expr("{a} increased by {b}")),
+    held(expr("{a} with {b} added")),
     held(cmd("Find the sum of {a} and {b}")),
     held(cmd("Add together {a} and {b}")),
 ];
@@ -91,7 +91,7 @@ pub const SUB: &[Phrasing] = &[
     cmd("Take {b} away from {a}"),
     cmd("Take away {b} from {a}"),
     cmd("Find the difference between {a} and {b}"),
-    held(expr("{a} reduced by {b}")),
+    held(cmd("From {a} subtract {b}")),
     held(cmd("Take {b} from {a}")),
     held(expr("the difference of {a} and {b}")),
 ];
@@ -112,7 +112,7 @@ pub const MUL: &[Phrasing] = &[
     cmd("Multiply {a} and {b}"),
     cmd("Find the product of {a} and {b}"),
     held(sym("{b}×{a}")),
-    held(expr("{b} lots of {a}")),
+    held(expr("{a} groups of {b}")),
     held(cmd("Multiply {b} by {a}")),
     held(expr("the product of {b} and {a}")),
 ];
