@@ -35,13 +35,13 @@ const OTHER_STATIC: usize = 2 * 1024;
 /// 100 KiB at opt-level 3; see firmware/README.md).
 const CODE_RESERVE: usize = 128 * 1024;
 
-/// Problems in the built-in tasks' format (operands zero-padded to three
-/// digits), so a model trained by the trainer answers them.
+/// Problems written the way people type them (the built-in tasks train on
+/// such forms), so a model trained by the trainer answers them.
 const DEFAULT_PROMPTS: &[&str] = &[
-    "347+589",
-    "512-498",
-    "347*6",
-    "Mia has 23 pens. She buys 4 bags with 12 pens in each. How many pens does Mia have now?",
+    "What is 347 + 589?",
+    "512 minus 498",
+    "347 x 6",
+    "Tom has 5 apples and eats 2. How many are left?",
 ];
 
 struct Board {

@@ -481,7 +481,7 @@ fn reference_model_reasons_on_the_board_as_on_the_host() {
     let blob = std::fs::read(&model).expect("firmware/models/reference.bin");
     let s = Settings {
         board: "qemu",
-        prompts: &["347+589", "512-498", "347*6"],
+        prompts: &["What is 347 + 589?", "512 minus 498", "347 x 6"],
         context: 128,
         max_new_tokens: 96,
     };

@@ -6,8 +6,8 @@
 //! column ([`crate::columns::worked`]):
 //!
 //! ```text
-//! <bos>What is 12 plus 34?<think>12+34: 2+4+0=06 1+3+0=04 =46</think><answer>46</answer><eos>
-//! <bos>subtract 7 from 56<think>56-07: 6-7-0=19 5-0-1=04 =49</think><answer>49</answer><eos>
+//! <bos>What is 12 plus 34?<think>0012+0034: 2+4+0=06 1+3+0=04 0+0+0=00 0+0+0=00 =46</think><answer>46</answer><eos>
+//! <bos>subtract 7 from 56<think>0056-0007: 6-7-0=19 5-0-1=04 0-0-0=00 0-0-0=00 =49</think><answer>49</answer><eos>
 //! <bos>How many groups of 4 are in 51?<think>51/4: 05/4=1r1 11/4=2r3 =12 R 3</think><answer>12 R 3</answer><eos>
 //! ```
 

@@ -2,15 +2,15 @@
 //! every built-in task's trace is made of.
 //!
 //! A worked operation ([`worked`]) first restates the problem in one canonical,
-//! aligned form — both operands of `+` and `-` zero-padded to the same width,
+//! aligned form — both operands of `+` and `-` zero-padded to four digits,
 //! the multiplicand or dividend unpadded, the single-digit multiplier or
 //! divisor last — then gives one step per digit column, then `=` and the
 //! result:
 //!
 //! ```text
-//! 0347+0589 is written  347+589: 7+9+0=16 4+8+1=13 3+5+1=09 =936
-//! 12 + 7                12+07: 2+7+0=09 1+0+0=01 =19
-//! 512 - 498             512-498: 2-8-0=14 1-9-1=11 5-4-1=00 =14
+//! 347+589 is written    0347+0589: 7+9+0=16 4+8+1=13 3+5+1=09 0+0+0=00 =936
+//! 12 + 7                0012+0007: 2+7+0=09 1+0+0=01 0+0+0=00 0+0+0=00 =19
+//! 512 - 498             0512-0498: 2-8-0=14 1-9-1=11 5-4-1=00 0-0-0=00 =14
 //! 347 * 6               347*6: 7*6+0=42 4*6+4=28 3*6+2=20 =2082
 //! 51 / 4                51/4: 05/4=1r1 11/4=2r3 =12 R 3
 //! ```
@@ -111,12 +111,23 @@ fn digit(n: u64, i: usize) -> u64 {
     (n / 10u64.pow(i as u32)) % 10
 }
 
-/// The canonical, aligned restatement: `0347+0589` style for `+`/`-` (both
-/// operands padded to the wider one), `347*6` and `51/4` for `*` and `/`.
+/// Digits every operand of `+` and `-` is padded to: one width for every
+/// problem, so the model pads each number by its own length alone and the
+/// trace always has the same number of columns.
+pub const WIDTH: usize = 4;
+
+/// Columns of `a ± b`: [`WIDTH`], or more for longer operands.
+fn width(a: u64, b: u64) -> usize {
+    WIDTH.max(digits(a)).max(digits(b))
+}
+
+/// The canonical, aligned restatement: `0347+0589` for `+`/`-` (both operands
+/// padded to [`WIDTH`] digits), `347*6` and `51/4` for `*` and `/` (the
+/// one-digit factor or divisor last).
 pub fn restate(a: u64, op: Op, b: u64) -> String {
     match op {
         Op::Add | Op::Sub => {
-            let w = digits(a).max(digits(b));
+            let w = width(a, b);
             format!("{}{}{}", padded(a, w), op.symbol(), padded(b, w))
         }
         Op::Mul | Op::Div => format!("{a}{}{b}", op.symbol()),
@@ -128,8 +139,8 @@ pub fn restate(a: u64, op: Op, b: u64) -> String {
 pub fn worked(a: u64, op: Op, b: u64) -> Option<(String, Value)> {
     let r = apply(a, op, b)?;
     let steps = match op {
-        Op::Add => add_steps(a, b, digits(a).max(digits(b))),
-        Op::Sub => sub_steps(a, b, digits(a).max(digits(b))),
+        Op::Add => add_steps(a, b, width(a, b)),
+        Op::Sub => sub_steps(a, b, width(a, b)),
         Op::Mul => mul_steps(a, b, digits(a)),
         Op::Div => div_steps(a, b),
     };
@@ -208,12 +219,15 @@ mod tests {
         let w = |a, op, b| worked(a, op, b).unwrap().0;
         assert_eq!(
             w(347, Op::Add, 589),
-            "347+589: 7+9+0=16 4+8+1=13 3+5+1=09 =936"
+            "0347+0589: 7+9+0=16 4+8+1=13 3+5+1=09 0+0+0=00 =936"
         );
-        assert_eq!(w(12, Op::Add, 7), "12+07: 2+7+0=09 1+0+0=01 =19");
+        assert_eq!(
+            w(12, Op::Add, 7),
+            "0012+0007: 2+7+0=09 1+0+0=01 0+0+0=00 0+0+0=00 =19"
+        );
         assert_eq!(
             w(999, Op::Add, 1),
-            "999+001: 9+1+0=10 9+0+1=10 9+0+1=10 =1000"
+            "0999+0001: 9+1+0=10 9+0+1=10 9+0+1=10 0+0+1=01 =1000"
         );
         assert_eq!(
             w(347, Op::Mul, 6),

@@ -162,7 +162,7 @@ pub fn is_held_out(problem_text: &str) -> bool {
 }
 
 /// The text the held-out hash is taken of: for arithmetic the canonical
-/// restatement at the head of the trace (`12+34`), so a held-out problem is
+/// restatement at the head of the trace (`0012+0034`), so a held-out problem is
 /// never trained in any phrasing; for everything else the problem text.
 pub fn split_key(p: &Problem) -> &str {
     match p.task {

@@ -29,7 +29,7 @@ fn digit_at(n: u64, i: usize) -> u64 {
 
 /// The numbers of a problem text as people write them (`1,234` is one number).
 fn numbers_in(text: &str) -> Vec<u64> {
-    let t = text.replace(|c: char| c == ',', "\u{0}");
+    let t = text.replace(',', "\u{0}");
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = t.chars().peekable();
@@ -120,7 +120,10 @@ fn check_columns(op: char, a: u64, b: u64, steps: &str) -> (u64, u64) {
         low.push(lo);
     }
     // Every digit of both operands was covered, and no column more.
-    let width = a.max(if op == '*' { 0 } else { b }).to_string().len();
+    let width = match op {
+        '*' => a.to_string().len(),
+        _ => tasks::columns::WIDTH.max(a.max(b).to_string().len()),
+    };
     assert_eq!(steps.len(), width, "{a}{op}{b}: one step per column");
     if op == '-' {
         assert_eq!(carry, 0, "a subtraction must not end with a borrow");
@@ -155,7 +158,7 @@ fn check_worked(text: &str) -> (u64, char, u64, String) {
     let (a, b) = (num(a_txt), num(b_txt));
     match op {
         '+' | '-' => {
-            let w = a.max(b).to_string().len();
+            let w = tasks::columns::WIDTH.max(a.max(b).to_string().len());
             assert_eq!(a_txt.len(), w, "{restated}: aligned");
             assert_eq!(b_txt.len(), w, "{restated}: aligned");
         }
@@ -267,12 +270,12 @@ fn the_prompts_people_type_are_generated_forms() {
     // The forms of the first prompts a new user tries all exist on the
     // trained side, with the canonical restatement the trace starts with.
     for (text, restated) in [
-        ("12+34", "12+34"),
-        ("5+7", "5+7"),
-        ("999+1", "999+001"),
-        ("What is 12+34?", "12+34"),
-        ("12 plus 34", "12+34"),
-        ("subtract 7 from 56", "56-07"),
+        ("12+34", "0012+0034"),
+        ("5+7", "0005+0007"),
+        ("999+1", "0999+0001"),
+        ("What is 12+34?", "0012+0034"),
+        ("12 plus 34", "0012+0034"),
+        ("subtract 7 from 56", "0056-0007"),
         ("3 times 1234", "1234*3"),
         ("51 / 4", "51/4"),
     ] {

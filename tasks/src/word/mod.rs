@@ -9,7 +9,7 @@
 //! ```text
 //! <bos>Mia has 23 pens. She buys 4 bags with 12 pens in each. She gives 9 to Tom.
 //! How many pens does Mia have now?<think>bags 12*4: 2*4+0=08 1*4+0=04 =48;
-//! pens 23+48: 3+8+0=11 2+4+1=07 =71; left 71-09: 1-9-0=12 7-0-1=06 =62</think><answer>62</answer><eos>
+//! pens 0023+0048: 3+8+0=11 2+4+1=07 0+0+0=00 0+0+0=00 =71; left 0071-0009: 1-9-0=12 7-0-1=06 0-0-0=00 0-0-0=00 =62</think><answer>62</answer><eos>
 //! ```
 //! (one line in the data; wrapped here.)
 //!
