@@ -103,7 +103,7 @@ pub struct AblateArgs {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// Starting configuration: `default`, `smoke` or `draft`.
+    /// Starting configuration: `default`, `smoke`, `draft` or `wide`.
     #[arg(long, default_value = "default")]
     pub preset: String,
     /// TOML file of config keys (the field names of config.json's "train") over the preset.
