@@ -80,7 +80,10 @@ fn argmax(v: &[f32]) -> u32 {
 fn candle_greedy(model: &Transformer, prompt: &[u32], max_new: usize, context: usize) -> Vec<u32> {
     let mut seq = prompt.to_vec();
     let mut out = Vec::new();
-    while out.len() < max_new && seq.len() < context {
+    // A full context still gives the logits of its last position: the
+    // runtime samples one token from it (the token is not fed back), and so
+    // does this reference.
+    while out.len() < max_new && seq.len() <= context {
         let logits = candle_logits(model, &seq);
         let t = argmax(logits.last().unwrap());
         out.push(t);

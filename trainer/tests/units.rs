@@ -230,7 +230,7 @@ fn config_errors_are_clear() {
     })
     .contains("n_kv_heads 3 does not divide"));
     assert!(err(TrainConfig {
-        tasks: "div".into(),
+        tasks: "mod".into(),
         ..base.clone()
     })
     .contains("unknown task"));
