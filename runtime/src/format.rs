@@ -21,7 +21,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// CRC-32/ISO-HDLC (the zlib/PNG CRC) over the postcard document.
 pub const BLOB_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
-/// Architecture of a decoder-only transformer (DESIGN.md, "The model").
+/// Architecture of a decoder-only transformer (see docs/contracts.md).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct ModelConfig {
     pub dim: u32,
@@ -245,7 +245,7 @@ pub fn scale_bytes(t: ScaleType) -> usize {
     }
 }
 
-/// Token ids fixed by DESIGN.md for thinkling's byte-level BPE.
+/// Token ids fixed by docs/contracts.md for thinkling's byte-level BPE.
 pub mod special {
     pub const PAD: u32 = 0;
     pub const UNK: u32 = 1;

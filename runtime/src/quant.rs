@@ -1,4 +1,4 @@
-//! Group quantization along rows (DESIGN.md): symmetric, one scale per group,
+//! Group quantization along rows: symmetric, one scale per group,
 //! the last group of a row may be short, a group never spans two rows.
 //! The writer (export) and the reader (engine) share these functions.
 

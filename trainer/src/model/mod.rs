@@ -1,4 +1,4 @@
-//! The thinkling decoder (DESIGN.md "The model"), one module per layer kind.
+//! The thinkling decoder (docs/contracts.md), one module per layer kind.
 //!
 //! Parameters live in a [`Params`] map keyed by the contract's tensor names
 //! (`docs/contracts.md`), so checkpoints are written and read without renaming.
