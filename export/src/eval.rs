@@ -43,10 +43,27 @@ pub struct EvalResult {
     pub mean_think_tokens: f64,
     /// Problems whose prompt did not fit the context (counted as wrong).
     pub prompt_too_long: usize,
+    /// Every problem the model got wrong, in the order of the set.
+    #[serde(skip)]
+    pub mistakes: Vec<Mistake>,
+}
+
+/// A problem the model got wrong, with what it wrote.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Mistake {
+    pub problem: String,
+    /// The expected answer.
+    pub expected: String,
+    pub think: String,
+    pub answer: String,
+    /// The surface form label, if any.
+    pub form: String,
 }
 
 struct One {
     correct: bool,
+    think: String,
+    answer: String,
     well_formed: bool,
     think_tokens: usize,
     too_long: bool,
@@ -75,12 +92,16 @@ fn run_one(session: &mut Session<'_, '_>, p: &tasks::Problem, cfg: &GenerateConf
     match runtime::generate(session, &p.problem, cfg, &mut text, &mut on_token) {
         Ok(g) => Ok(One {
             correct: tasks::verify(p, g.answer),
+            think: g.think.to_string(),
+            answer: g.answer.to_string(),
             well_formed: answer_closed,
             think_tokens,
             too_long: false,
         }),
         Err(GenerateError::PromptTooLong { .. }) => Ok(One {
             correct: false,
+            think: String::new(),
+            answer: "(prompt too long)".to_string(),
             well_formed: false,
             think_tokens: 0,
             too_long: true,
@@ -152,6 +173,15 @@ pub fn evaluate_blob(
                 f.0 += one.correct as usize;
             }
             correct += one.correct as usize;
+            if !one.correct {
+                r.mistakes.push(Mistake {
+                    problem: p.problem.clone(),
+                    expected: p.answer.clone(),
+                    think: one.think,
+                    answer: one.answer,
+                    form: p.form.clone(),
+                });
+            }
             formed += one.well_formed as usize;
             think += one.think_tokens;
             r.prompt_too_long += one.too_long as usize;

@@ -69,10 +69,21 @@ pub const ADD: &[Phrasing] = &[
     expr("{a} added to {b}"),
     expr("{a} and {b} added together"),
     expr("{a} more than {b}"),
+    expr("{a} increased by {b}"),
+    expr("{a} and {b} combined"),
+    expr("{a} together with {b}"),
+    expr("the sum of {a} plus {b}"),
+    expr("{a} and {b} altogether"),
     cmd("Add {a} and {b}"),
     cmd("Add {a} to {b}"),
+    cmd("Add {b} onto {a}"),
     cmd("Find the total of {a} and {b}"),
     cmd("Sum {a} and {b}"),
+    cmd("Increase {a} by {b}"),
+    cmd("Combine {a} and {b}"),
+    cmd("Put {a} and {b} together"),
+    cmd("Total {a} and {b}"),
+    cmd("To {a} add {b}"),
     held(expr("{a} with {b} added")),
     held(cmd("Find the sum of {a} and {b}")),
     held(cmd("Add together {a} and {b}")),
@@ -87,10 +98,20 @@ pub const SUB: &[Phrasing] = &[
     expr("{b} less than {a}"),
     expr("{a} decreased by {b}"),
     expr("{a} less {b}"),
+    expr("{a} subtract {b}"),
+    expr("{a} reduced by {b}"),
+    expr("{b} subtracted from {a}"),
+    expr("{a} with {b} taken away"),
+    expr("the gap between {a} and {b}"),
     cmd("Subtract {b} from {a}"),
     cmd("Take {b} away from {a}"),
     cmd("Take away {b} from {a}"),
     cmd("Find the difference between {a} and {b}"),
+    cmd("Deduct {b} from {a}"),
+    cmd("Remove {b} from {a}"),
+    cmd("Reduce {a} by {b}"),
+    cmd("From {a} take away {b}"),
+    cmd("Start with {a} and subtract {b}"),
     held(cmd("From {a} subtract {b}")),
     held(cmd("Take {b} from {a}")),
     held(expr("the difference of {a} and {b}")),
@@ -106,11 +127,20 @@ pub const MUL: &[Phrasing] = &[
     expr("{a} times {b}"),
     expr("{b} times {a}"),
     expr("{a} multiplied by {b}"),
+    expr("{b} multiplied by {a}"),
     expr("the product of {a} and {b}"),
     expr("{b} groups of {a}"),
+    expr("{b} lots of {a}"),
+    expr("{a} lots of {b}"),
+    expr("{b} sets of {a}"),
+    expr("{a} sets of {b}"),
+    expr("{a} repeated {b} times"),
     cmd("Multiply {a} by {b}"),
     cmd("Multiply {a} and {b}"),
+    cmd("Multiply {b} and {a}"),
     cmd("Find the product of {a} and {b}"),
+    cmd("Take {a} {b} times"),
+    cmd("Times {a} by {b}"),
     held(sym("{b}×{a}")),
     held(expr("{a} groups of {b}")),
     held(cmd("Multiply {b} by {a}")),
@@ -125,11 +155,20 @@ pub const DIV: &[Phrasing] = &[
     expr("the quotient of {a} and {b}"),
     expr("{a} shared equally among {b}"),
     expr("{a} split into {b} equal groups"),
+    expr("{a} shared between {b}"),
+    expr("{a} split {b} ways"),
+    expr("{a} over {b}"),
+    expr("{a} divided into {b} equal parts"),
     cmd("Divide {a} by {b}"),
     cmd("Share {a} equally between {b}"),
     cmd("Split {a} into {b} equal parts"),
+    cmd("Share {a} among {b}"),
+    cmd("Divide {a} into groups of {b}"),
+    cmd("Divide {a} between {b}"),
     cmd("How many groups of {b} are in {a}?"),
     cmd("How many times does {b} go into {a}?"),
+    cmd("How many lots of {b} fit into {a}?"),
+    cmd("How many {b}s are there in {a}?"),
     held(expr("{a} shared equally between {b}")),
     held(cmd("How many groups of {b} can you make from {a}?")),
     held(cmd("Divide {a} into {b} equal groups")),
@@ -186,6 +225,15 @@ pub const EXPRESSION_WRAPPERS: &[Wrapper] = &[
     w("What do you get for {}?"),
     w("Quick question: what is {}?"),
     w("Can you calculate {}?"),
+    w("Figure out {}."),
+    w("Determine {}."),
+    w("Tell me {}."),
+    w("Find the value of {}."),
+    w("What does {} equal?"),
+    w("What's the answer to {}?"),
+    w("{} equals what?"),
+    w("Solve this: {}"),
+    w("I need {}."),
     held_w("How much is {}?"),
     held_w("{} = ?"),
     held_w("Work out {}."),
@@ -200,8 +248,42 @@ pub const COMMAND_WRAPPERS: &[Wrapper] = &[
     w("Please {lc}."),
     w("{}, please."),
     w("Can you {lc}?"),
+    w("Now {lc}."),
+    w("I need you to {lc}."),
+    w("Help me {lc}."),
+    w("{} now."),
+    w("Kindly {lc}."),
     held_w("Could you {lc}?"),
     held_w("{} for me."),
+];
+
+/// Words around a trained prompt that do not change it: training sees some
+/// prompts inside them, so the model learns to read the numbers and the
+/// operation wherever they sit. None of them writes a held-out wrapper.
+const PREFIXES: &[&str] = &[
+    "Hi! ",
+    "Hey, ",
+    "OK so ",
+    "Question: ",
+    "Help: ",
+    "Maths: ",
+    "Quick one. ",
+    "Hello. ",
+    "Try this: ",
+    "Homework: ",
+    "Hmm, ",
+    "Next: ",
+];
+const SUFFIXES: &[&str] = &[
+    " thanks",
+    " Thanks!",
+    " please",
+    "!",
+    " :)",
+    " ??",
+    " (show your steps)",
+    " quickly",
+    " thank you.",
 ];
 
 /// Every held-out phrasing and wrapper, for reports and docs.
@@ -265,6 +347,21 @@ fn lower_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A trained prompt, sometimes with words around it or in lower case, so
+/// that no position or casing is the only one the model ever reads.
+fn noisy<R: Rng + ?Sized>(rng: &mut R, mut text: String) -> String {
+    if rng.gen_bool(0.15) {
+        text = format!("{}{text}", PREFIXES[rng.gen_range(0..PREFIXES.len())]);
+    }
+    if rng.gen_bool(0.15) {
+        text.push_str(SUFFIXES[rng.gen_range(0..SUFFIXES.len())]);
+    }
+    if rng.gen_bool(0.05) {
+        text = text.to_lowercase();
+    }
+    text
+}
+
 /// Which held-out entries a rendered problem used: its form label.
 fn label(op: Op, p: &Phrasing, wr: &Wrapper) -> String {
     let name = match op {
@@ -288,14 +385,14 @@ fn squeeze(text: &str) -> String {
         .collect()
 }
 
-/// Every text the trained forms can write for `a OP b` or `b OP a`, squeezed
-/// (see [`squeeze`]): a held-out form that happens to write one of them (the
-/// held-out `{b}×{a}` is the trained `{a}×{b}` when both are digits) is not
-/// out of template, and is drawn again.
-fn trained_texts(op: Op, a: u64, b: u64) -> std::collections::HashSet<String> {
+/// Every text the forms of one side can write for `a OP b` or `b OP a`,
+/// squeezed (see [`squeeze`]). A held-out form that happens to write a
+/// trained text (the held-out `{b}×{a}` is the trained `{a}×{b}` when both
+/// are digits) is not out of template, and is drawn again.
+fn form_texts(op: Op, a: u64, b: u64, forms: Forms) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
     for (x, y) in [(a, b), (b, a)] {
-        for p in phrasings(op).iter().filter(|p| !p.held_out) {
+        for p in phrasings(op) {
             let core = p
                 .text
                 .replace("{a}", &x.to_string())
@@ -305,7 +402,10 @@ fn trained_texts(op: Op, a: u64, b: u64) -> std::collections::HashSet<String> {
             } else {
                 EXPRESSION_WRAPPERS
             };
-            for wr in wrappers.iter().filter(|w| !w.held_out) {
+            for wr in wrappers {
+                if (p.held_out || wr.held_out) != (forms == Forms::HeldOut) {
+                    continue;
+                }
                 out.insert(squeeze(
                     &wr.text.replace("{lc}", &core).replace("{}", &core),
                 ));
@@ -313,6 +413,41 @@ fn trained_texts(op: Op, a: u64, b: u64) -> std::collections::HashSet<String> {
         }
     }
     out
+}
+
+/// The text of phrasing `p` in wrapper `wr`, numbers left as `{a}`, `{b}`.
+fn template(p: &Phrasing, wr: &Wrapper) -> String {
+    wr.text.replace("{lc}", p.text).replace("{}", p.text)
+}
+
+/// Every held-out template, squeezed, in both orders of its numbers. Some
+/// trained pairs write one (the trained wrapper `Find {}.` around the trained
+/// `the sum of {a} and {b}` is the held-out command `Find the sum of {a} and
+/// {b}`): training never draws those pairs.
+fn held_out_templates() -> &'static std::collections::HashSet<String> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        let mut out = std::collections::HashSet::new();
+        for op in [Op::Add, Op::Sub, Op::Mul, Op::Div] {
+            for p in phrasings(op) {
+                let wrappers = if p.command {
+                    COMMAND_WRAPPERS
+                } else {
+                    EXPRESSION_WRAPPERS
+                };
+                for wr in wrappers.iter().filter(|wr| p.held_out || wr.held_out) {
+                    let t = squeeze(&template(p, wr));
+                    out.insert(
+                        t.replace("{a}", "{x}")
+                            .replace("{b}", "{a}")
+                            .replace("{x}", "{b}"),
+                    );
+                    out.insert(t);
+                }
+            }
+        }
+        out
+    })
 }
 
 /// A prompt for `a OP b` in a random surface form of the given side of the
@@ -326,7 +461,7 @@ pub fn render<R: Rng + ?Sized>(
     b: u64,
     forms: Forms,
 ) -> (String, String) {
-    let trained = (forms == Forms::HeldOut).then(|| trained_texts(op, a, b));
+    let trained = (forms == Forms::HeldOut).then(|| form_texts(op, a, b, Forms::Trained));
     loop {
         let ps = phrasings(op);
         let p = &ps[rng.gen_range(0..ps.len())];
@@ -343,7 +478,9 @@ pub fn render<R: Rng + ?Sized>(
             &wrappers[rng.gen_range(0..wrappers.len())]
         };
         let held_out = p.held_out || wr.held_out;
-        if held_out != (forms == Forms::HeldOut) {
+        if held_out != (forms == Forms::HeldOut)
+            || (!held_out && held_out_templates().contains(&squeeze(&template(p, wr))))
+        {
             continue;
         }
         let mut core = p
@@ -366,11 +503,14 @@ pub fn render<R: Rng + ?Sized>(
             wr.text.replace("{}", &inner)
         };
         // People do not always capitalize or punctuate.
-        let text = if rng.gen_bool(0.1) {
+        let mut text = if rng.gen_bool(0.1) {
             lower_first(&text)
         } else {
             text
         };
+        if forms == Forms::Trained {
+            text = noisy(rng, text);
+        }
         if trained
             .as_ref()
             .is_some_and(|t| t.contains(&squeeze(&text)))
@@ -417,6 +557,32 @@ mod tests {
                     .iter()
                     .any(|(k, t)| form == format!("{k}: {t}") || form == format!("wrapper: {t}"));
                 assert_eq!(held, forms == Forms::HeldOut, "{text} {form}");
+            }
+        }
+    }
+
+    #[test]
+    fn trained_prompts_never_write_a_held_out_form() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for op in [Op::Add, Op::Sub, Op::Mul, Op::Div] {
+            let held = form_texts(op, 1234, 7, Forms::HeldOut);
+            for _ in 0..3000 {
+                let (text, _) = render(&mut rng, op, 1234, 7, Forms::Trained);
+                assert!(!held.contains(&squeeze(&text)), "{text}");
+                for (_, form) in held_out_list() {
+                    if form.contains("{}") || form.contains("{lc}") {
+                        // A held-out wrapper's own words, e.g. `How much is`.
+                        let words = form
+                            .split("{}")
+                            .chain(form.split("{lc}"))
+                            .map(|w| w.trim().trim_end_matches(['?', '.']).to_lowercase())
+                            .filter(|w| w.len() > 3)
+                            .collect::<Vec<_>>();
+                        for w in words {
+                            assert!(!text.to_lowercase().contains(&w), "{text} has {w:?}");
+                        }
+                    }
+                }
             }
         }
     }

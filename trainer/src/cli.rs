@@ -267,6 +267,10 @@ pub struct EvalArgs {
     /// Thinking tokens before the engine closes the thought itself.
     #[arg(long)]
     pub think_budget: Option<usize>,
+    /// Also print the first N problems of each set the model got wrong,
+    /// with its reasoning and answer (text output only).
+    #[arg(long, default_value_t = 0)]
+    pub mistakes: usize,
 }
 
 #[derive(Args, Debug)]

@@ -206,3 +206,29 @@ pub fn evaluation_summary(e: &Evaluation) -> String {
     }
     s
 }
+
+/// The first `n` mistakes of `r`, one block each: the problem (and its form),
+/// what the model thought and answered, and the expected answer.
+pub fn mistakes_text(set: &str, r: &EvalResult, n: usize) -> String {
+    let mut out = String::new();
+    if n == 0 || r.mistakes.is_empty() {
+        return out;
+    }
+    let shown = n.min(r.mistakes.len());
+    out.push_str(&format!(
+        "\n{set}mistakes ({shown} of {}):\n",
+        r.mistakes.len()
+    ));
+    for m in r.mistakes.iter().take(n) {
+        out.push_str(&format!("  problem:  {}\n", m.problem));
+        if !m.form.is_empty() {
+            out.push_str(&format!("  form:     {}\n", m.form));
+        }
+        out.push_str(&format!("  thinking: {}\n", m.think));
+        out.push_str(&format!(
+            "  answer:   {}   (expected {})\n\n",
+            m.answer, m.expected
+        ));
+    }
+    out
+}

@@ -63,6 +63,7 @@ fn run() -> Result<()> {
                 println!("{}", eval::to_json(&r));
             } else {
                 println!("{}", eval::summary(&r));
+                print!("{}", eval::mistakes_text("", &r, args.mistakes));
             }
         }
         Command::Eval(args) => {
@@ -90,6 +91,16 @@ fn run() -> Result<()> {
                 println!("{}", eval::evaluation_json(&r));
             } else {
                 println!("{}", eval::evaluation_summary(&r));
+                print!(
+                    "{}",
+                    eval::mistakes_text("in-distribution ", &r.in_dist, args.mistakes)
+                );
+                if let Some(ood) = &r.ood {
+                    print!(
+                        "{}",
+                        eval::mistakes_text("out-of-template ", ood, args.mistakes)
+                    );
+                }
             }
         }
         Command::Sample(args) => {

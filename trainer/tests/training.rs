@@ -146,6 +146,35 @@ fn final_evaluation_reports_in_distribution_and_out_of_template() {
         text.contains("in-distribution") && text.contains("out-of-template"),
         "{text}"
     );
+
+    // `trainer eval DIR --mistakes N` shows what the model wrote where it
+    // was wrong: as many as it got wrong, at most N per set.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "eval",
+            out.to_str().unwrap(),
+            "--n",
+            "12",
+            "--mistakes",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for (set, r) in [("in-distribution", &e.in_dist), ("out-of-template", ood)] {
+        let wrong = r.mistakes.len();
+        assert_eq!(wrong, r.n - (r.accuracy * r.n as f64).round() as usize);
+        if wrong > 0 {
+            let head = format!("{set} mistakes ({} of {wrong}):", wrong.min(3));
+            assert!(text.contains(&head), "{head} missing: {text}");
+        }
+    }
+    assert_eq!(
+        text.matches("  problem:  ").count(),
+        e.in_dist.mistakes.len().min(3) + ood.mistakes.len().min(3),
+        "{text}"
+    );
 }
 
 #[test]
