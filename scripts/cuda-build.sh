@@ -96,16 +96,14 @@ install_toolkit() {
   # Complete: publish it in one rename (an interrupted run leaves only a
   # temporary directory, removed on exit or ignored next time).
   rm -rf "$tmp/venv"
-  if ! mv -T "$tmp/tk" "$TK" 2>/dev/null; then
-    [ -x "$ROOT/bin/nvcc" ] || die "could not move the toolkit into $TK"
-  fi
+  complete || rm -rf "$TK"
+  mv -T "$tmp/tk" "$TK" 2>/dev/null || complete || die "could not move the toolkit into $TK"
   rm -rf "$tmp"
   trap - EXIT
 }
 
-if [ ! -x "$ROOT/bin/nvcc" ] || [ ! -e "$ROOT/lib/stubs/libcuda.so.1" ]; then
-  install_toolkit
-fi
+complete() { [ -x "$ROOT/bin/nvcc" ] && [ -e "$ROOT/lib/stubs/libcuda.so.1" ]; }
+complete || install_toolkit
 find "$CACHE" -maxdepth 1 -name '.toolkit-*' -mmin +120 -exec rm -rf {} + 2>/dev/null || true
 
 # --- the build -----------------------------------------------------------------
@@ -118,16 +116,29 @@ if [ -z "${CUDA_COMPUTE_CAP:-}" ]; then
   export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 fi
 export CARGO_TARGET_DIR=$CACHE/target
+# The run path finds the wheels' libraries; libcuda comes from the system.
+if [ -n "${RUSTFLAGS:-}" ]; then # it would replace build.rustflags
+  export RUSTFLAGS="$RUSTFLAGS -C link-arg=-Wl,-rpath,$ROOT/lib"
+  config=()
+else
+  config=(--config "build.rustflags=['-C', 'link-arg=-Wl,-rpath,$ROOT/lib']")
+fi
 
 say "cargo build -p trainer --features cuda $* (sm_$CUDA_COMPUTE_CAP; target $CARGO_TARGET_DIR)"
 start=$(date +%s)
-# The run path finds the wheels' libraries; libcuda comes from the system.
-nice -n 19 cargo build -p trainer --features cuda \
-  --config "build.rustflags=['-C', 'link-arg=-Wl,-rpath,$ROOT/lib']" "$@"
+nice -n 19 cargo build -p trainer --features cuda "${config[@]}" "$@"
 say "built in $(( $(date +%s) - start )) s"
 
-profile=debug
-for a in "$@"; do [ "$a" = --release ] && profile=release; done
+profile=debug prev=
+for a in "$@"; do
+  case "$prev/$a" in
+    */--release) profile=release ;;
+    --profile/*) profile=$a ;;
+    */--profile=*) profile=${a#--profile=} ;;
+  esac
+  prev=$a
+done
+[ "$profile" = dev ] && profile=debug
 bin=$CARGO_TARGET_DIR/$profile/trainer
 [ -x "$bin" ] || die "no binary at $bin"
 
@@ -136,9 +147,12 @@ if [ "$check" = 1 ]; then
   # run path (a GPU machine loads its own).
   readelf -d "$bin" | grep -q 'NEEDED.*\[libcuda\.so\.1\]' \
     || die "$bin does not record libcuda.so.1 as needed: it would not load the driver on a GPU machine"
-  if readelf -d "$bin" | grep -E 'R(UN)?PATH' | grep -q stubs; then
-    die "$bin has the stub directory in its run path"
-  fi
+  runpath=$(readelf -d "$bin" | grep -E 'R(UN)?PATH' || true)
+  case "$runpath" in
+    *stubs*) die "$bin has the stub directory in its run path" ;;
+    *"[$ROOT/lib]"* | *"[$ROOT/lib:"* | *":$ROOT/lib]"* | *":$ROOT/lib:"*) ;;
+    *) die "$bin does not have $ROOT/lib in its run path ($runpath)" ;;
+  esac
   export LD_LIBRARY_PATH=$ROOT/lib/stubs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   "$bin" --help >/dev/null || die "$bin does not start"
   out=$(mktemp -d)
