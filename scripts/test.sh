@@ -23,3 +23,15 @@ cargo build -q --release -p runtime --target riscv32imac-unknown-none-elf
 
 echo "== tests"
 cargo test --release --workspace "$@"
+
+# The CUDA build: nvcc and the CUDA libraries from NVIDIA's wheels, cached
+# outside the checkout (the first run downloads ~1 GB and compiles candle's
+# kernels, 10+ minutes; later runs rebuild what changed). No GPU needed: the
+# binary links against a driver stub and must stop cleanly at the first
+# driver call. THINKLING_SKIP_CUDA=1 skips this step.
+echo "== trainer --features cuda builds and links (scripts/cuda-build.sh)"
+if [ "${THINKLING_SKIP_CUDA:-0}" = 1 ]; then
+  echo "skipped: THINKLING_SKIP_CUDA=1"
+else
+  ./scripts/cuda-build.sh --check >/dev/null
+fi

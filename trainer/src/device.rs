@@ -14,7 +14,10 @@ pub fn select(name: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<Device> {
-    Ok(Device::new_cuda(0)?)
+    use anyhow::Context;
+    Device::new_cuda(0).context(
+        "--device cuda: no usable CUDA GPU (device 0 through the NVIDIA driver's libcuda.so.1)",
+    )
 }
 
 #[cfg(not(feature = "cuda"))]

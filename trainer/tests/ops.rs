@@ -193,3 +193,52 @@ fn token_nll_matches_composed_and_finite_differences() {
         &|t| ops::token_nll_composed(&t[0], &targets).unwrap(),
     );
 }
+
+/// The model as it trains on a GPU, where every op takes its composed form,
+/// computed here on the CPU: same loss and same gradients as the fused ops.
+#[test]
+fn model_with_composed_ops_matches_the_fused_ops() {
+    use trainer::config::TrainConfig;
+    use trainer::model::Transformer;
+    let mut c = TrainConfig::smoke_preset();
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    let cfg = c.model_config();
+    let (model, params) = Transformer::init(&cfg, 5, &Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (b, t) = (2, 24);
+    let ids: Vec<u32> = (0..b * (t + 1))
+        .map(|_| rng.gen_range(0..cfg.vocab_size))
+        .collect();
+    let all = Tensor::from_vec(ids, (b, t + 1), &Device::Cpu).unwrap();
+    let input = all.narrow(1, 0, t).unwrap();
+    let targets = all.narrow(1, 1, t).unwrap().flatten_all().unwrap();
+    let loss = || {
+        let logits = model.forward(&input, None).unwrap();
+        ops::token_nll(&logits, &targets)
+            .unwrap()
+            .mean_all()
+            .unwrap()
+    };
+    let fused = loss();
+    let composed = ops::composed_only(loss);
+    let (lf, lc) = (
+        fused.to_scalar::<f32>().unwrap(),
+        composed.to_scalar::<f32>().unwrap(),
+    );
+    assert!(
+        (lf - lc).abs() < 1e-5,
+        "loss {lf} (fused) vs {lc} (composed)"
+    );
+    let gf = fused.backward().unwrap();
+    let gc = composed.backward().unwrap();
+    for (name, var) in params.iter() {
+        let (a, b) = (gf.get(var).unwrap(), gc.get(var).unwrap());
+        let (d, size) = (max_diff(a, b), max_diff(a, &a.zeros_like().unwrap()));
+        assert!(size > 0.0, "{name}: no gradient");
+        assert!(
+            d <= 1e-4 * size,
+            "{name}: gradients differ by {d} (largest {size})"
+        );
+    }
+}

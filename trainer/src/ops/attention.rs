@@ -307,7 +307,7 @@ fn softmax_row(row: &mut [f32], n: usize, scale: f32) {
 /// `j` reads kv head `j / (H/KV)`, positions `0..T` are roped, scores are
 /// scaled by `1/sqrt(hd)`. Returns `(B·T, H·hd)`.
 pub fn causal_attention(qkv: &Tensor, s: AttnShape, rope: &RopeTables) -> Result<Tensor> {
-    if !qkv.device().is_cpu() {
+    if !super::fused(qkv.device()) {
         return causal_attention_composed(qkv, s, rope);
     }
     qkv.contiguous()?.apply_op1(Attention {

@@ -116,7 +116,10 @@ impl CustomOp2 for TokenNll {
 
 /// `−log softmax(logits)[target]` per row of `logits (N, V)`, `targets (N)` u32.
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    if !logits.device().is_cpu() || logits.dtype() != DType::F32 || targets.dtype() != DType::U32 {
+    if !super::fused(logits.device())
+        || logits.dtype() != DType::F32
+        || targets.dtype() != DType::U32
+    {
         return token_nll_composed(logits, targets);
     }
     logits.contiguous()?.apply_op2(

@@ -99,7 +99,7 @@ impl CustomOp2 for Linear {
 
 /// `x · wᵀ` over the last dimension of `x`, for a weight `w (out, in)`.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !super::fused(x.device()) {
         return linear_composed(x, w);
     }
     x.contiguous()?.apply_op2(&w.contiguous()?, Linear)

@@ -137,7 +137,7 @@ impl CustomOp2 for RmsNormBwdG {
 
 /// RMSNorm of `x` (any rank, normalised over the last dim) with weight `g`.
 pub fn rms_norm(x: &Tensor, g: &Tensor, eps: f32) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !super::fused(x.device()) {
         return rms_norm_composed(x, g, eps);
     }
     x.contiguous()?.apply_op2(g, RmsNorm { eps })

@@ -103,7 +103,7 @@ impl CustomOp1 for Rope {
 
 /// `x: (B,T,H,hd)` → rotated `(B,H,T,hd)`, positions `0..T`.
 pub fn rope_to_heads(x: &Tensor, tables: &RopeTables) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !super::fused(x.device()) {
         return rope_composed(x, tables);
     }
     x.contiguous()?.apply_op1(Rope {

@@ -96,7 +96,7 @@ impl CustomOp2 for CausalSoftmaxBwd {
 
 /// `softmax(scale · x + causal mask)` along the last dimension of `(…, T, T)`.
 pub fn causal_softmax(x: &Tensor, scale: f32) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !super::fused(x.device()) {
         return causal_softmax_composed(x, scale);
     }
     x.contiguous()?.apply_op1(CausalSoftmax { scale })

@@ -88,7 +88,7 @@ impl CustomOp1 for SwiGlu {
 
 /// `silu(u) · g` for `ug = [u | g]` along the last dimension.
 pub fn swiglu(ug: &Tensor) -> Result<Tensor> {
-    if !ug.device().is_cpu() {
+    if !super::fused(ug.device()) {
         return swiglu_composed(ug);
     }
     ug.contiguous()?.apply_op1(SwiGlu)
