@@ -85,7 +85,13 @@ fn a_huge_context_is_refused_before_anything_is_planned() {
         assert!(plan.total_bytes > 80 << 20, "{plan:?}");
         let e = refused(&seal(&b));
         assert!(
-            matches!(e, BlobError::Unsupported { what: "max context", .. } | BlobError::BadConfig { .. }),
+            matches!(
+                e,
+                BlobError::Unsupported {
+                    what: "max context",
+                    ..
+                } | BlobError::BadConfig { .. }
+            ),
             "{e:?}"
         );
     }
@@ -142,8 +148,16 @@ fn huge_counts_and_lengths_are_refused() {
 
     // A record announcing a huge matrix over a few bytes of data.
     let first: TensorRecord<'_> = blob::TensorRecords::new(&b).next().unwrap().unwrap();
-    for (rows, cols) in [(u32::MAX, u32::MAX), (1 << 24, 1 << 24), (first.rows, u32::MAX)] {
-        let rec = TensorRecord { rows, cols, ..first };
+    for (rows, cols) in [
+        (u32::MAX, u32::MAX),
+        (1 << 24, 1 << 24),
+        (first.rows, u32::MAX),
+    ] {
+        let rec = TensorRecord {
+            rows,
+            cols,
+            ..first
+        };
         let mut table = postcard::to_allocvec(&rec).unwrap();
         let rest = blob::TensorRecords::new(&b);
         let mut rest = rest;
@@ -164,7 +178,11 @@ fn huge_counts_and_lengths_are_refused() {
         ..b
     };
     let mut doc = postcard::to_allocvec(&empty).unwrap();
-    assert_eq!(doc.pop(), Some(0), "the empty table's length is the last byte");
+    assert_eq!(
+        doc.pop(),
+        Some(0),
+        "the empty table's length is the last byte"
+    );
     for len in [u64::MAX, 1 << 62, 1 << 40, bytes.len() as u64] {
         let mut d = doc.clone();
         let mut v = len;

@@ -228,10 +228,13 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     );
     // Live log: rows are appended as they come; each checkpoint rewrites the
     // file so that it matches the checkpoint exactly.
-    std::fs::write(out.join(METRICS_FILE), crate::metrics::to_csv(&rows))?;
+    let metrics_path = out.join(METRICS_FILE);
+    let cannot_write = || format!("{}: cannot write", metrics_path.display());
+    std::fs::write(&metrics_path, crate::metrics::to_csv(&rows)).with_context(cannot_write)?;
     let mut live = std::fs::OpenOptions::new()
         .append(true)
-        .open(out.join(METRICS_FILE))?;
+        .open(&metrics_path)
+        .with_context(cannot_write)?;
     debug_assert!(HEADER.starts_with("step"));
 
     let end = opts.stop_after.unwrap_or(cfg.steps).min(cfg.steps);
@@ -385,7 +388,7 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             if !opts.progress {
                 eprintln!("step {s} {}", bar.message());
             }
-            writeln!(live, "{}", row.to_csv())?;
+            writeln!(live, "{}", row.to_csv()).with_context(cannot_write)?;
             rows.push(row);
         }
         bar.set_position(s);
@@ -399,7 +402,8 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             }
             live = std::fs::OpenOptions::new()
                 .append(true)
-                .open(out.join(METRICS_FILE))?;
+                .open(&metrics_path)
+                .with_context(cannot_write)?;
         }
     }
     bar.finish_and_clear();
