@@ -49,6 +49,8 @@ cargo build --release --locked -q --target "$host" $(printf -- '--bin %s ' "${TA
 bin="target/$host/release"
 
 status=0
+passed=0
+failed=0
 for t in "${TARGETS[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t" "gen/$t"
   echo "== fuzz $t ${limit[*]}"
@@ -56,11 +58,14 @@ for t in "${TARGETS[@]}"; do
   if "$bin/$t" "corpus/$t" "seeds/$t" "gen/$t" \
       "${limit[@]}" -timeout=1 -rss_limit_mb=2048 -max_len=65536 \
       -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
-    grep -E "^Done [0-9]+ runs|stat::number_of_executed_units" "$log" | head -2
+    grep -E "^Done [0-9]+ runs" "$log" | head -1
+    passed=$((passed + 1))
   else
     status=1
+    failed=$((failed + 1))
     tail -40 "$log"
     echo "fuzz $t FAILED: input in fuzz/artifacts/$t/"
   fi
 done
+echo "fuzz: $passed passed, $failed failed"
 exit $status
