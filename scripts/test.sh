@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs when missing, then checks the
-# no_std runtime builds for the boards and runs every test (release profile:
-# candle in a debug build is far too slow to train in tests).
+# no_std runtime builds for the boards, runs every test (release profile:
+# candle in a debug build is far too slow to train in tests) and a short run
+# of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ if ! command -v qemu-system-arm >/dev/null; then
   as_root apt-get update -qq && as_root apt-get install -y -qq qemu-system-arm
 fi
 command -v defmt-print >/dev/null || cargo install defmt-print --locked
+# libfuzzer-sys builds libFuzzer from its C++ sources.
+if ! command -v c++ >/dev/null; then
+  as_root apt-get update -qq && as_root apt-get install -y -qq g++
+fi
 
 echo "== runtime builds for the boards (no_std)"
 cargo build -q --release -p runtime --target thumbv7em-none-eabihf
@@ -35,3 +40,7 @@ if [ "${THINKLING_SKIP_CUDA:-0}" = 1 ]; then
 else
   ./scripts/cuda-build.sh --check >/dev/null
 fi
+# Coverage-guided fuzzing, about 30 s per target (the long runs and their
+# figures: docs/fuzzing.md). THINKLING_FUZZ_SECONDS changes the time.
+echo "== fuzz"
+./scripts/fuzz.sh --time "${THINKLING_FUZZ_SECONDS:-30}"

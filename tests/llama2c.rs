@@ -335,6 +335,24 @@ fn bad_files_are_refused_with_reasons() {
     assert!(e.contains("none.bin"), "{e}");
 }
 
+/// A 28-byte file whose header announces sizes whose products wrap around
+/// `usize` to exactly the file's length (dim 2^30, hidden (2^32 − 1)/3,
+/// vocab and seq_len 2^31 − 1): refused by the size check, not a panic.
+#[test]
+fn a_header_whose_sizes_overflow_is_refused() {
+    let header: [i32; 7] = [1 << 30, 1_431_655_765, 1, 1, 1, i32::MAX, i32::MAX];
+    let bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let e = format!("{:#}", llama2c::parse_model(&bytes).unwrap_err());
+    assert!(e.contains("needs"), "{e}");
+    // Every field at i32::MAX (heads dividing dim): refused as well.
+    let header: [i32; 7] = [i32::MAX; 7];
+    let bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert!(llama2c::parse_model(&bytes).is_err());
+    // The tokenizer reader, asked for a huge vocab, reads what the file
+    // holds instead of reserving room for the vocab up front.
+    assert!(llama2c::parse_tokenizer(&[0, 0, 0, 0], i32::MAX as usize).is_err());
+}
+
 // ---------------------------------------------------------------------------
 // Tokenizer
 

@@ -151,18 +151,18 @@ pub fn load_config(path: &Path) -> Result<ModelConfig> {
 
 /// `tokenizer.json`: `{"merges": [[left, right], ...]}` in rank order.
 pub fn load_merges(path: &Path) -> Result<Vec<(u32, u32)>> {
-    let bytes = read(path)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    parse_merges(&read(path)?, &path.display().to_string())
+}
+
+/// [`load_merges`] of the bytes of a file called `name` (for messages).
+pub fn parse_merges(bytes: &[u8], name: &str) -> Result<Vec<(u32, u32)>> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).with_context(|| format!("{name} is not valid JSON"))?;
     let merges = v
         .get("merges")
-        .with_context(|| format!("{} has no \"merges\" list", path.display()))?;
-    serde_json::from_value(merges.clone()).with_context(|| {
-        format!(
-            "\"merges\" in {} is not a list of [left, right] id pairs",
-            path.display()
-        )
-    })
+        .with_context(|| format!("{name} has no \"merges\" list"))?;
+    serde_json::from_value(merges.clone())
+        .with_context(|| format!("\"merges\" in {name} is not a list of [left, right] id pairs"))
 }
 
 /// All tensors of a safetensors file as f32 (f16 and bf16 are widened).

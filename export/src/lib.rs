@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-pub use checkpoint::{load_run, save_run};
+pub use checkpoint::{load_run, parse_merges, save_run};
 pub use quantize::{build_blob, build_blob_with_tokenizer, Vocab};
 pub use report::{QuantReport, TensorGroup, TensorReport};
 

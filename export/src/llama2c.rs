@@ -122,6 +122,25 @@ pub fn parse_model(bytes: &[u8]) -> Result<Checkpoint> {
     let hs = d / nh;
     let kv = nkv * hs;
     let q = nh * hs;
+    // The sizes in u128 first, where no product of the header's fields
+    // (each below 2^31) can wrap around: a header announcing more (or less)
+    // than the file holds is refused before any size is used.
+    let wide = |xs: &[usize]| xs.iter().map(|&x| x as u128).product::<u128>();
+    let wide_floats = wide(&[vocab, d]) * if tied { 1 } else { 2 }
+        + 2 * wide(&[l, d])
+        + 2 * wide(&[l, q, d])
+        + 2 * wide(&[l, kv, d])
+        + 3 * wide(&[l, hd, d])
+        + wide(&[d])
+        + wide(&[seq, hs]);
+    if 28 + 4 * wide_floats != bytes.len() as u128 {
+        bail!(
+            "file is {} bytes; the header (dim {dim}, hidden {hidden}, layers {n_layers}, heads {n_heads}, \
+             kv heads {n_kv_heads}, vocab {vocab_signed}, seq_len {seq_len}) needs exactly {}",
+            bytes.len(),
+            28 + 4 * wide_floats
+        );
+    }
     let sizes: [(&str, usize); 13] = [
         ("token_embedding_table", vocab * d),
         ("rms_att_weight", l * d),
@@ -232,8 +251,10 @@ pub fn parse_tokenizer(bytes: &[u8], vocab_size: usize) -> Result<PieceVocab> {
     if max_len < 0 {
         bail!("max_token_length is {max_len}");
     }
-    let mut pieces = Vec::with_capacity(vocab_size);
-    let mut scores = Vec::with_capacity(vocab_size);
+    // Each token takes at least 8 bytes: reserve no more than the file holds.
+    let reserve = vocab_size.min(bytes.len() / 8);
+    let mut pieces = Vec::with_capacity(reserve);
+    let mut scores = Vec::with_capacity(reserve);
     for t in 0..vocab_size {
         let score = f32::from_le_bytes(next4(&mut at, "score", t)?);
         let len = i32::from_le_bytes(next4(&mut at, "length", t)?);

@@ -8,6 +8,11 @@ use crate::format::*;
 pub const MAX_LAYERS: u32 = 32;
 pub const MAX_HEAD_DIM: u32 = 256;
 pub const MAX_EXPERTS: u32 = 64;
+/// Longest context a blob may announce. The KV cache a session plans grows
+/// with it while the blob does not (it holds no per-position data), so a
+/// small blob announcing a huge context is refused here, before any caller
+/// plans or allocates for it.
+pub const MAX_SEQ_LEN: u32 = 1 << 16;
 
 /// Checks magic, version and CRC, decodes the document and validates the config,
 /// the tokenizer and every tensor record.
@@ -88,6 +93,13 @@ fn validate_config(c: &ModelConfig) -> Result<(), BlobError> {
             what: "head dim",
             value: c.head_dim(),
             max: MAX_HEAD_DIM,
+        });
+    }
+    if c.max_seq_len > MAX_SEQ_LEN {
+        return Err(BlobError::Unsupported {
+            what: "max context",
+            value: c.max_seq_len,
+            max: MAX_SEQ_LEN,
         });
     }
     // Keep every index product inside u32 (and so inside usize on a 32-bit MCU).

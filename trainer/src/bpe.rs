@@ -229,9 +229,14 @@ pub fn save_tokenizer(path: &Path, merges: &[(u32, u32)]) -> anyhow::Result<()> 
 pub fn load_tokenizer(path: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let file: TokenizerFile = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a tokenizer file", path.display()))?;
-    validate_merges(&file.merges).with_context(|| format!("{}: bad merges", path.display()))?;
+    parse_tokenizer(&text, &path.display().to_string())
+}
+
+/// [`load_tokenizer`] of the text of a file called `name` (for messages).
+pub fn parse_tokenizer(text: &str, name: &str) -> anyhow::Result<Vec<(u32, u32)>> {
+    let file: TokenizerFile =
+        serde_json::from_str(text).with_context(|| format!("{name}: not a tokenizer file"))?;
+    validate_merges(&file.merges).with_context(|| format!("{name}: bad merges"))?;
     Ok(file.merges)
 }
 

@@ -1,12 +1,18 @@
 //! Checkpoints in a run directory (`docs/contracts.md`):
 //! `model.safetensors`, `optimizer.safetensors`, `state.json`, `metrics.csv`.
 //!
-//! Each file is written to a temporary name first and renamed into place,
-//! `state.json` last. Both safetensors files carry the step in their metadata,
-//! so a resume that finds files from different checkpoints (a crash between
-//! two renames) says so instead of continuing from a mixture.
+//! A checkpoint is written in two phases. First every file goes to a
+//! temporary name (`*.tmp`) and is flushed to the disk, `state.json.tmp`
+//! last: a complete `state.json.tmp` is the commit point, it says that all
+//! the other temporary files are complete. Then each file is renamed into
+//! place, `state.json` last, and the directory is flushed. A process killed
+//! (or a disk filled) at any moment leaves either the previous checkpoint
+//! untouched (no complete `state.json.tmp`: [`load`] discards the temporary
+//! files) or the new one committed (`load` finishes the renames). Both
+//! safetensors files also carry the step in their metadata, so files of
+//! different checkpoints are still caught if something else mixed them.
 
-use crate::fsutil::{rename, tmp_path, write_atomic};
+use crate::fsutil::{rename, sync_dir, tmp_path, write_synced, write_synced_with};
 use crate::metrics::{self, MetricRow};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -40,16 +46,33 @@ fn metadata(step: u64) -> HashMap<String, String> {
     HashMap::from([("step".to_string(), step.to_string())])
 }
 
-fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
+/// The test hook of the kill/resume tests: with `THINKLING_TEST_KILL` set to
+/// `STEP:POINT`, the process sends itself SIGKILL when it reaches that point
+/// of that step (`step`: the step is done and not yet checkpointed;
+/// `model-half`, `optimizer-half`, `state-half`: half of that checkpoint
+/// file is written; `committed`: every temporary file is complete, nothing is
+/// renamed yet; `renamed-model`: the model file alone is renamed).
+pub fn kill_point(step: u64, point: &str) {
+    #[cfg(unix)]
+    if let Ok(v) = std::env::var("THINKLING_TEST_KILL") {
+        if v == format!("{step}:{point}") {
+            // SAFETY: plain system calls without memory arguments.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (step, point);
+}
+
+fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>, step: u64) -> Result<Vec<u8>> {
     // Checkpoints live on the host whatever device trained.
     let host: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    let tmp = tmp_path(path);
-    safetensors::serialize_to_file(host, Some(metadata(step)), &tmp)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    Ok(())
+    Ok(safetensors::serialize(host, Some(metadata(step)))?)
 }
 
 /// Tensors and the `step` recorded in a safetensors file's metadata.
@@ -70,7 +93,12 @@ pub fn read_safetensors(
     Ok((tensors.into_iter().collect(), step))
 }
 
-/// Writes one consistent checkpoint into `dir`.
+/// The files of a checkpoint, in the order they are renamed into place
+/// (`state.json` after them).
+const DATA_FILES: [&str; 3] = [MODEL_FILE, OPTIMIZER_FILE, METRICS_FILE];
+
+/// Writes one consistent checkpoint into `dir` (see the module comment): when
+/// this returns, the checkpoint is on the disk and [`load`] finds it.
 pub fn save(
     dir: &Path,
     model: &BTreeMap<String, Tensor>,
@@ -79,18 +107,77 @@ pub fn save(
     rows: &[MetricRow],
 ) -> Result<()> {
     let step = state.step;
-    write_safetensors(&dir.join(MODEL_FILE), model, step)?;
-    write_safetensors(&dir.join(OPTIMIZER_FILE), optimizer, step)?;
-    write_atomic(&dir.join(METRICS_FILE), metrics::to_csv(rows).as_bytes())?;
-    rename(&tmp_path(&dir.join(MODEL_FILE)), &dir.join(MODEL_FILE))?;
-    rename(
-        &tmp_path(&dir.join(OPTIMIZER_FILE)),
-        &dir.join(OPTIMIZER_FILE),
+    // A stale commit marker (left by an earlier process) must not vouch for
+    // the files written below.
+    remove_if_present(&tmp_path(&dir.join(STATE_FILE)))?;
+    let model = safetensors_bytes(model, step)?;
+    write_synced_with(&tmp_path(&dir.join(MODEL_FILE)), &model, |_| {
+        kill_point(step, "model-half")
+    })?;
+    drop(model);
+    let optimizer = safetensors_bytes(optimizer, step)?;
+    write_synced_with(&tmp_path(&dir.join(OPTIMIZER_FILE)), &optimizer, |_| {
+        kill_point(step, "optimizer-half")
+    })?;
+    drop(optimizer);
+    write_synced(
+        &tmp_path(&dir.join(METRICS_FILE)),
+        metrics::to_csv(rows).as_bytes(),
     )?;
-    write_atomic(
-        &dir.join(STATE_FILE),
+    // The commit point.
+    write_synced_with(
+        &tmp_path(&dir.join(STATE_FILE)),
         serde_json::to_string_pretty(state)?.as_bytes(),
-    )
+        |_| kill_point(step, "state-half"),
+    )?;
+    sync_dir(&dir.join(STATE_FILE))?;
+    kill_point(step, "committed");
+    commit(dir, step)
+}
+
+/// Renames a committed checkpoint's temporary files into place.
+fn commit(dir: &Path, step: u64) -> Result<()> {
+    for f in DATA_FILES {
+        let (tmp, path) = (tmp_path(&dir.join(f)), dir.join(f));
+        if tmp.exists() {
+            rename(&tmp, &path)?;
+        }
+        if f == MODEL_FILE {
+            kill_point(step, "renamed-model");
+        }
+    }
+    rename(&tmp_path(&dir.join(STATE_FILE)), &dir.join(STATE_FILE))?;
+    sync_dir(&dir.join(STATE_FILE))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot remove", path.display())),
+    }
+}
+
+/// Brings a run directory whose last save was interrupted to a consistent
+/// checkpoint: a committed save is finished, an uncommitted one discarded.
+/// Returns the step of a checkpoint it finished.
+pub fn recover(dir: &Path) -> Result<Option<u64>> {
+    let marker = tmp_path(&dir.join(STATE_FILE));
+    let committed = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| serde_json::from_str::<TrainState>(&t).ok());
+    match committed {
+        Some(state) => {
+            commit(dir, state.step)?;
+            Ok(Some(state.step))
+        }
+        None => {
+            for f in DATA_FILES.iter().chain([&STATE_FILE]) {
+                remove_if_present(&tmp_path(&dir.join(f)))?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// A checkpoint read back for resuming.
@@ -101,7 +188,14 @@ pub struct Loaded {
     pub rows: Vec<MetricRow>,
 }
 
+/// Reads the last checkpoint of `dir`, after [`recover`]ing an interrupted save.
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
+    if let Some(step) = recover(dir)? {
+        eprintln!(
+            "{}: finished saving the checkpoint of step {step}, which was interrupted after its commit",
+            dir.display()
+        );
+    }
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path)
         .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))?;

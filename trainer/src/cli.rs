@@ -113,8 +113,11 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue from the run directory's last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Train over a run directory that already holds a model (its run files are replaced).
+    #[arg(long)]
+    pub force: bool,
     /// JSONL files of user problems to mix in (thinkling or GSM8K format).
     #[arg(long, num_args = 1..)]
     pub data: Vec<PathBuf>,

@@ -24,6 +24,7 @@ fn run() -> Result<()> {
             let cfg = args.resolve()?;
             device::set_threads(cfg.threads);
             let out = args.out_dir(&cfg);
+            train::prepare_out_dir(&out, args.resume, args.force)?;
             let t = std::time::Instant::now();
             let o = train::run(
                 &cfg,

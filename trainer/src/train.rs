@@ -126,8 +126,22 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             );
         }
         let merges = bpe::load_tokenizer(&out.join(TOKENIZER_FILE))?;
-        let loaded = checkpoint::load(out, &device)?;
-        (merges, Some(loaded))
+        // Finishes (or discards) a save that was interrupted, so that the
+        // question below has a true answer.
+        if let Some(step) = checkpoint::recover(out)? {
+            eprintln!(
+                "{}: finished saving the checkpoint of step {step}, which was interrupted after its commit",
+                out.display()
+            );
+        }
+        if out.join(checkpoint::STATE_FILE).exists() {
+            (merges, Some(checkpoint::load(out, &device)?))
+        } else {
+            // Stopped before its first checkpoint: batches and weights are
+            // functions of the seed, so starting over is the same run.
+            eprintln!("{}: no checkpoint yet, starting at step 0", out.display());
+            (merges, None)
+        }
     } else if !cfg.tokenizer.is_empty() {
         // A shared tokenizer (e.g. a draft model for speculative decoding):
         // copied byte for byte, so both runs hold the identical file.
@@ -214,10 +228,13 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     );
     // Live log: rows are appended as they come; each checkpoint rewrites the
     // file so that it matches the checkpoint exactly.
-    std::fs::write(out.join(METRICS_FILE), crate::metrics::to_csv(&rows))?;
+    let metrics_path = out.join(METRICS_FILE);
+    let cannot_write = || format!("{}: cannot write", metrics_path.display());
+    std::fs::write(&metrics_path, crate::metrics::to_csv(&rows)).with_context(cannot_write)?;
     let mut live = std::fs::OpenOptions::new()
         .append(true)
-        .open(out.join(METRICS_FILE))?;
+        .open(&metrics_path)
+        .with_context(cannot_write)?;
     debug_assert!(HEADER.starts_with("step"));
 
     let end = opts.stop_after.unwrap_or(cfg.steps).min(cfg.steps);
@@ -371,16 +388,22 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
             if !opts.progress {
                 eprintln!("step {s} {}", bar.message());
             }
-            writeln!(live, "{}", row.to_csv())?;
+            writeln!(live, "{}", row.to_csv()).with_context(cannot_write)?;
             rows.push(row);
         }
         bar.set_position(s);
+        checkpoint::kill_point(s, "step");
         let ckpt_now = (cfg.checkpoint_every > 0 && s % cfg.checkpoint_every == 0) || s == end;
         if ckpt_now {
             checkpoint::save(out, &params.tensors(), &opt.state_tensors(), &state, &rows)?;
+            // Announced only once it is on the disk.
+            if !opts.progress {
+                eprintln!("checkpoint: step {s} saved in {}", out.display());
+            }
             live = std::fs::OpenOptions::new()
                 .append(true)
-                .open(out.join(METRICS_FILE))?;
+                .open(&metrics_path)
+                .with_context(cannot_write)?;
         }
     }
     bar.finish_and_clear();
@@ -439,5 +462,70 @@ fn export_q8(out: &Path, ckpt: &export::Checkpoint) -> Result<()> {
         out.join("model.q8.bin").display(),
         blob.len()
     );
+    Ok(())
+}
+
+/// Files a training run writes into its run directory; `--force` removes
+/// them before a new run starts, so nothing of the old run survives to be
+/// mixed with the new one (by a later `--resume`, say). Other files in the
+/// directory are left alone.
+pub const RUN_FILES: &[&str] = &[
+    checkpoint::STATE_FILE,
+    checkpoint::MODEL_FILE,
+    checkpoint::OPTIMIZER_FILE,
+    checkpoint::METRICS_FILE,
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    "eval.json",
+    "plot.svg",
+    "model.q8.bin",
+    "model.q8.report.txt",
+];
+
+/// Refuses to train over a run directory that already holds a model unless
+/// asked to (`resume`: continue it; `force`: replace it). With `force`, the
+/// old run's files are removed first.
+pub fn prepare_out_dir(out: &Path, resume: bool, force: bool) -> Result<()> {
+    if resume {
+        return Ok(());
+    }
+    let has_model = [checkpoint::MODEL_FILE, checkpoint::STATE_FILE]
+        .iter()
+        .any(|f| out.join(f).exists());
+    if !has_model {
+        return Ok(());
+    }
+    if !force {
+        let step = std::fs::read_to_string(out.join(checkpoint::STATE_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<TrainState>(&t).ok())
+            .map(|s| s.step);
+        let of = std::fs::read_to_string(out.join(CONFIG_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<RunConfig>(&t).ok())
+            .map(|c| c.train.steps);
+        let what = match (step, of) {
+            (Some(s), Some(n)) if s >= n => format!("a finished model ({s} steps)"),
+            (Some(s), Some(n)) => format!("a model checkpointed at step {s} of {n}"),
+            (Some(s), None) => format!("a model checkpointed at step {s}"),
+            _ => "a model".to_string(),
+        };
+        bail!(
+            "{} already holds {what}: nothing was overwritten. \
+             Continue that run with --resume, train a new model over it with --force, \
+             or choose another directory with --out",
+            out.display()
+        );
+    }
+    for f in RUN_FILES {
+        let p = out.join(f);
+        let _ = std::fs::remove_file(crate::fsutil::tmp_path(&p));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", p.display())),
+        }
+    }
+    eprintln!("--force: the previous run in {} was removed", out.display());
     Ok(())
 }
