@@ -65,7 +65,7 @@ impl Owned {
         let v = self.view();
         let mut out = vec![0f32; v.rows() * v.cols()];
         for (r, row) in out.chunks_exact_mut(v.cols()).enumerate() {
-            v.dequantize_row(r, row);
+            v.dequantize_row(r, row).unwrap();
         }
         out
     }
@@ -78,7 +78,7 @@ fn matvec_vec(w: &TensorView<'_>, x: &[f32]) -> Vec<f32> {
     let mut pairs = vec![0u32; kernels::pair_words(n)];
     let mut acts = QuantizedActivations::new(&mut q, &mut split, &mut pairs, &mut s, &mut sums);
     let mut out = vec![0f32; w.rows()];
-    kernels::matvec(&mut out, w, x, &mut acts);
+    kernels::matvec(&mut out, w, x, &mut acts).unwrap();
     out
 }
 
@@ -184,7 +184,7 @@ fn reference_logits(blob: &[u8], tokens: &[u32]) -> Vec<f32> {
     let deq = |t: &TensorView<'_>| -> Vec<f32> {
         let mut out = vec![0f32; t.rows() * t.cols()];
         for (r, row) in out.chunks_exact_mut(t.cols().max(1)).enumerate() {
-            t.dequantize_row(r, row);
+            t.dequantize_row(r, row).unwrap();
         }
         out
     };
