@@ -3,10 +3,11 @@
 //! the same `token` lines as the plain run, then once more with the target
 //! alone (not streamed) so the `spec` line compares the cost per token.
 
-use crate::app::{generated_or_exit, log_token, per_token, stop_name, DRAFT};
+use crate::blobs::DRAFT;
 use crate::board::{self, exit_code, Counter};
+use crate::report::{generated_or_exit, log_token, mean, or_exit, per_token, stop_name};
 use crate::settings::*;
-use defmt::{error, info, Display2Format};
+use defmt::info;
 use runtime::generate::{generate, GenerateConfig, Span, TokenEvent};
 use runtime::model::Model;
 use runtime::session::Session;
@@ -20,13 +21,11 @@ pub fn run(
     cfg: &GenerateConfig,
     counter: &mut Counter,
 ) -> ! {
-    let draft = match Model::from_blob(&DRAFT.0) {
-        Ok(m) => m,
-        Err(e) => {
-            error!("draft blob error: {}", Display2Format(&e));
-            board::exit(exit_code::BLOB)
-        }
-    };
+    let draft = or_exit(
+        Model::from_blob(&DRAFT.0),
+        "draft blob error",
+        exit_code::BLOB,
+    );
     let d = draft.config();
     info!(
         "speculative: k {=usize}, draft {=usize} bytes (dim {=u32}, layers {=u32}), draft arena {=usize} bytes",
@@ -36,20 +35,10 @@ pub fn run(
         d.n_layers,
         DRAFT_ARENA_BYTES
     );
-    let mut target = match Session::with_batch(model, arena, CONTEXT, KV, SPEC_K + 1) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("session error: {}", Display2Format(&e));
-            board::exit(exit_code::ENGINE)
-        }
-    };
-    let mut draft_session = match Session::draft(&draft, draft_arena, CONTEXT, KV, SPEC_K) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("draft session error: {}", Display2Format(&e));
-            board::exit(exit_code::ENGINE)
-        }
-    };
+    let target = Session::with_batch(model, arena, CONTEXT, KV, SPEC_K + 1);
+    let mut target = or_exit(target, "session error", exit_code::ENGINE);
+    let draft_session = Session::draft(&draft, draft_arena, CONTEXT, KV, SPEC_K);
+    let mut draft_session = or_exit(draft_session, "draft session error", exit_code::ENGINE);
     let (mut spec_tokens, mut spec_cost, mut plain_tokens, mut plain_cost) =
         (0usize, 0u64, 0usize, 0u64);
     for (i, prompt) in PROMPTS.iter().enumerate() {
@@ -128,7 +117,6 @@ pub fn run(
     }
     let stack = board::stack_high_water();
     let statics = RAM_BYTES - board::stack_room();
-    let mean = |c: u64, n: usize| if n > 0 { c / n as u64 } else { 0 };
     info!(
         "summary: {=usize} decoded tokens, {=u64} {=str} per token speculative (k {=usize}), {=u64} target alone; RAM: static {=usize} bytes (arenas {=usize} + {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
         spec_tokens,
