@@ -1,6 +1,7 @@
 //! The memory a session needs, known before running: [`plan`] gives the exact
 //! byte count of the caller's arena for a config, a context length and a KV
-//! cache element type.
+//! cache element type. It is counted by running the session's own carving
+//! code (`arena.rs`) over no memory, so the two cannot disagree.
 //!
 //! ```text
 //! kv_cache = 2 · layers · context · kv_dim · (4 for f32 | 2 for f16)
