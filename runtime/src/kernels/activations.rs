@@ -68,6 +68,7 @@ impl<'s> QuantizedActivations<'s> {
     /// `q` and `split` need `len + 1` entries (the one for Q4 pair padding);
     /// `pairs` [`pair_words`]`(len)`; `scales` and `sums` one per group. With
     /// group size 1 (the worst case) that is `len` each.
+    #[inline]
     pub fn new(
         q: &'s mut [i8],
         split: &'s mut [i8],
@@ -87,9 +88,19 @@ impl<'s> QuantizedActivations<'s> {
         }
     }
 
+    /// Records what the buffers hold (filled by someone else: the rows of
+    /// an [`ActivationRows`]).
+    #[inline]
+    fn set_held(&mut self, len: usize, group: usize, layouts: Layouts) {
+        self.len = len;
+        self.group = group;
+        self.layouts = layouts;
+    }
+
     /// These buffers as already holding a quantization of `len` elements in
     /// groups of `group` with `layouts` (a batch keeps one set per token and
     /// views them again).
+    #[inline]
     pub(crate) fn holding(mut self, len: usize, group: usize, layouts: Layouts) -> Self {
         self.len = len;
         self.group = group;
@@ -113,6 +124,7 @@ impl<'s> QuantizedActivations<'s> {
     /// outputs, checked: `w` is Q8/Q4, the activations were quantized with
     /// its group size and hold at least its columns, with the layout its
     /// kernels read, and the output has one entry per row.
+    #[inline]
     pub(crate) fn operands(
         &self,
         out_len: usize,
@@ -382,25 +394,21 @@ pub(crate) struct TokenActivations<'a> {
 /// The quantized activations of `n` rows (tokens) for one matvec input,
 /// all with the same length, group size and layouts: row `t`'s values at
 /// `t · (width + 1)`, its scales and sums at `t · width`, its pairs at
-/// `t · pair_words(width)`.
+/// `t · pair_words(width)`. Row 0 starts where the buffers do, so one row
+/// is the buffers themselves ([`Self::first`]).
 pub(crate) struct ActivationRows<'s> {
-    q: &'s mut [i8],
-    split: &'s mut [i8],
-    pairs: &'s mut [u32],
-    scales: &'s mut [f32],
-    sums: &'s mut [i32],
+    /// Every row's buffers; its length, group size and layouts are what the
+    /// rows hold now (`group == 0`: nothing).
+    all: QuantizedActivations<'s>,
     /// Longest input a row holds.
     width: usize,
     /// Rows the buffers hold.
     n: usize,
-    /// What the rows hold now (`group == 0`: nothing).
-    len: usize,
-    group: usize,
-    layouts: Layouts,
 }
 
 impl<'s> ActivationRows<'s> {
     /// Buffers of `n` rows of `width` elements (see [`QuantizedActivations::new`]).
+    #[inline]
     pub fn new(
         q: &'s mut [i8],
         split: &'s mut [i8],
@@ -411,52 +419,56 @@ impl<'s> ActivationRows<'s> {
         n: usize,
     ) -> Self {
         Self {
-            q,
-            split,
-            pairs,
-            scales,
-            sums,
+            all: QuantizedActivations::new(q, split, pairs, scales, sums),
             width,
             n,
-            len: 0,
-            group: 0,
-            layouts: Layouts::default(),
         }
     }
 
     /// Row `t`'s buffers, holding nothing.
+    #[inline]
     fn buffers(&mut self, t: usize) -> Result<QuantizedActivations<'_>, Mismatch> {
         let (qn, sn, pn) = (self.width + 1, self.width, pair_words(self.width));
         let outside = Mismatch("activation row outside the buffers");
         if t >= self.n {
             return Err(outside);
         }
+        let a = &mut self.all;
         Ok(QuantizedActivations::new(
-            self.q.get_mut(t * qn..(t + 1) * qn).ok_or(outside)?,
-            self.split.get_mut(t * qn..(t + 1) * qn).ok_or(outside)?,
-            self.pairs.get_mut(t * pn..(t + 1) * pn).ok_or(outside)?,
-            self.scales.get_mut(t * sn..(t + 1) * sn).ok_or(outside)?,
-            self.sums.get_mut(t * sn..(t + 1) * sn).ok_or(outside)?,
+            a.q.get_mut(t * qn..(t + 1) * qn).ok_or(outside)?,
+            a.split.get_mut(t * qn..(t + 1) * qn).ok_or(outside)?,
+            a.pairs.get_mut(t * pn..(t + 1) * pn).ok_or(outside)?,
+            a.scales.get_mut(t * sn..(t + 1) * sn).ok_or(outside)?,
+            a.sums.get_mut(t * sn..(t + 1) * sn).ok_or(outside)?,
         ))
     }
 
+    /// The first row as it holds the last one-row [`Self::quantize_for`].
+    #[inline]
+    pub fn first(&self) -> &QuantizedActivations<'s> {
+        &self.all
+    }
+
     /// Row `t` as it holds the last [`Self::quantize_for`].
+    #[inline]
     pub fn row(&mut self, t: usize) -> Result<QuantizedActivations<'_>, Mismatch> {
-        let (len, group, layouts) = (self.len, self.group, self.layouts);
+        let a = &self.all;
+        let (len, group, layouts) = (a.len, a.group, a.layouts);
         Ok(self.buffers(t)?.holding(len, group, layouts))
     }
 
     /// Whether the rows serve a product with `w` (quantized with its group
     /// size, with the layout its kernels read).
+    #[inline]
     pub fn holds(&self, w: &TensorView<'_>) -> bool {
-        let group = (w.group as usize).max(1);
-        self.group == group && self.layouts.serve(w.dtype, group)
+        self.all.holds(w.dtype, w.group as usize)
     }
 
     /// Makes the first `n` rows of `x` (`cols` each) the input of the next
     /// products: quantized for `w` (its group size and the layout its
     /// kernels read) when `w` is Q8/Q4; for F32/F16 weights the rows hold
     /// nothing, so a quantized weight that follows quantizes `x` itself.
+    #[inline]
     pub fn quantize_for(
         &mut self,
         x: &[f32],
@@ -464,38 +476,43 @@ impl<'s> ActivationRows<'s> {
         n: usize,
         w: &TensorView<'_>,
     ) -> Result<(), Mismatch> {
-        self.len = 0;
-        self.group = 0;
-        self.layouts = Layouts::default();
-        if !matches!(w.dtype, DType::Q8 | DType::Q4) {
+        let (group, dtype) = (w.group as usize, w.dtype);
+        if !matches!(dtype, DType::Q8 | DType::Q4) {
+            self.all.set_held(0, 0, Layouts::default());
             return Ok(());
         }
-        if x.len() < n.saturating_mul(cols) || cols == 0 {
-            return Err(Mismatch("input shorter than its rows"));
+        if x.len() < n.saturating_mul(cols) || cols == 0 || n > self.n {
+            return Err(Mismatch("input rows outside their buffers"));
+        }
+        if n == 1 {
+            // Row 0 is the start of the buffers.
+            self.all
+                .quantize_for(crate::bytes::prefix(x, cols), group, dtype);
+            return Ok(());
         }
         let (mut len, mut layouts) = (0, Layouts::default());
         for (t, xt) in x.chunks_exact(cols).take(n).enumerate() {
             let mut a = self.buffers(t)?;
-            a.quantize_for(xt, w.group as usize, w.dtype);
+            a.quantize_for(xt, group, dtype);
             len = a.len();
             layouts = a.layouts();
         }
-        self.len = len;
-        self.group = (w.group as usize).max(1);
-        self.layouts = layouts;
+        self.all.set_held(len, group.max(1), layouts);
         Ok(())
     }
 
     /// The first `n` rows as one operand of a multi-token kernel.
+    #[inline]
     pub fn tokens(&self, n: usize) -> TokenActivations<'_> {
+        let a = &self.all;
         TokenActivations {
-            q: self.q,
+            q: a.q,
             q_stride: self.width + 1,
-            scales: self.scales,
+            scales: a.scales,
             s_stride: self.width,
             tokens: n.min(self.n),
-            len: self.len,
-            group: self.group,
+            len: a.len,
+            group: a.group,
         }
     }
 }

@@ -30,6 +30,7 @@ pub fn matvec(
 }
 
 /// Matvec of an F32/F16 tensor.
+#[inline]
 pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) -> Result<(), Mismatch> {
     let x = portable::check_float(out, w, x)?;
     if !(w.dtype == DType::F32 && native::matvec_f32(out, w.data, x)) {
@@ -40,6 +41,7 @@ pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) -> Result<()
 
 /// Matvec of a Q8/Q4 tensor with activations already quantized for it
 /// ([`QuantizedActivations::holds`]).
+#[inline]
 pub fn matvec_quantized(
     out: &mut [f32],
     w: &TensorView<'_>,
@@ -53,6 +55,7 @@ pub fn matvec_quantized(
     Ok(())
 }
 
+#[inline]
 fn quantized_rows<S: Scales>(out: &mut [f32], w: &TensorView<'_>, ops: &Operands<'_>, s: &S) {
     if !native::quantized_rows(out, w, ops, s) {
         portable::quantized_rows(out, w, ops, s);

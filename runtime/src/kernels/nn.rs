@@ -150,6 +150,7 @@ pub(crate) fn attend<T: Copy>(
 }
 
 /// Rotates the interleaved pairs of every head of `x` by the position's angles.
+#[inline(always)]
 pub(crate) fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], hd: usize) {
     for head in x.chunks_exact_mut(hd.max(2)) {
         for (pair, (c, s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {

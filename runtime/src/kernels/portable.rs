@@ -101,6 +101,7 @@ pub fn matvec_float_portable(
 /// The checks of a float matvec: `w` is F32/F16, `out` has one entry per
 /// row, the data holds every row and `x` at least `cols` entries (returns
 /// its first `cols`).
+#[inline]
 pub(crate) fn check_float<'x>(
     out: &[f32],
     w: &TensorView<'_>,

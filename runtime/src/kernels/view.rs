@@ -67,6 +67,7 @@ impl<'a> TensorView<'a> {
 
     /// Rows `r0..r1` as a tensor of their own (the batched pass applies a
     /// block of rows to every token while it stays in cache).
+    #[inline]
     pub fn row_range(&self, r0: usize, r1: usize) -> Result<TensorView<'a>, Mismatch> {
         let outside = Mismatch("row range outside the tensor");
         let rb = self.row_bytes();

@@ -71,6 +71,7 @@ struct Pass<'p, 'm> {
 }
 
 /// A row buffer's first `n` rows of `width` (an error past its capacity).
+#[inline]
 fn first(b: &mut [f32], n: usize, width: usize) -> Result<&mut [f32], SessionError> {
     b.get_mut(..n.saturating_mul(width))
         .ok_or(SessionError::Invariant {
@@ -340,7 +341,7 @@ fn matmul(
     }
     if n == 1 {
         if quantized {
-            kernels::matvec_quantized(out, w, &acts.row(0)?)?;
+            kernels::matvec_quantized(out, w, acts.first())?;
         } else {
             kernels::matvec_float(out, w, x)?;
         }
