@@ -327,6 +327,7 @@ fn swiglu_ffn(
 /// by block of [`BLOCK_BYTES`] of weights, each block applied to every row
 /// (with the multi-token kernel where the target has one) while it is in
 /// cache; every output is bit for bit the one-row result.
+#[inline]
 fn matmul(
     out: &mut [f32],
     w: &TensorView<'_>,
@@ -335,18 +336,30 @@ fn matmul(
     n: usize,
 ) -> Result<(), SessionError> {
     let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
-    let (rows, cols) = (w.rows(), w.cols());
     if quantized && !acts.holds(w) {
-        acts.quantize_for(x, cols, n, w)?;
+        acts.quantize_for(x, w.cols(), n, w)?;
     }
-    if n == 1 {
-        if quantized {
-            kernels::matvec_quantized(out, w, acts.first())?;
-        } else {
-            kernels::matvec_float(out, w, x)?;
-        }
-        return Ok(());
+    if n != 1 {
+        return matmul_rows(out, w, x, acts, n);
     }
+    if quantized {
+        kernels::matvec_quantized(out, w, acts.first())?;
+    } else {
+        kernels::matvec_float(out, w, x)?;
+    }
+    Ok(())
+}
+
+/// [`matmul`] of several rows, block by block.
+fn matmul_rows(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+    acts: &mut ActivationRows<'_>,
+    n: usize,
+) -> Result<(), SessionError> {
+    let quantized = matches!(w.dtype, DType::Q8 | DType::Q4);
+    let (rows, cols) = (w.rows(), w.cols());
     let block = (BLOCK_BYTES / w.row_bytes().max(1)).max(4) / 4 * 4;
     let outside = SessionError::Invariant {
         what: "matmul rows outside their buffers",
