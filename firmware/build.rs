@@ -171,7 +171,7 @@ impl Paths {
     }
 
     /// A path from the environment: relative paths from the workspace root.
-    fn from_workspace(&self, p: String) -> PathBuf {
+    fn resolve(&self, p: String) -> PathBuf {
         if Path::new(&p).is_absolute() {
             PathBuf::from(p)
         } else {
@@ -229,7 +229,7 @@ struct Target {
 
 fn read_target(paths: &Paths) -> Target {
     let path = match env_var("THINKLING_MODEL") {
-        Some(p) => paths.from_workspace(p),
+        Some(p) => paths.resolve(p),
         None => paths.manifest.join("models/reference.bin"),
     };
     println!("cargo:rerun-if-changed={}", path.display());
@@ -279,7 +279,7 @@ struct Draft {
 }
 
 fn read_draft(paths: &Paths, target: &Target, context: usize) -> Draft {
-    let path = env_var("THINKLING_DRAFT_MODEL").map(|p| paths.from_workspace(p));
+    let path = env_var("THINKLING_DRAFT_MODEL").map(|p| paths.resolve(p));
     let spec_k_env = env_usize("THINKLING_SPEC_K");
     let blob = path.as_ref().map(|p| {
         println!("cargo:rerun-if-changed={}", p.display());
