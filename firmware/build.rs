@@ -16,6 +16,8 @@
 //!   alone, for the cost comparison). Default none.
 //! - `THINKLING_SPEC_K`: draft tokens per step with a draft model; default 4.
 
+use runtime::memory::{KvDType, MemoryPlan};
+use runtime::ModelConfig;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -121,94 +123,165 @@ fn region_length(memory_x: &str, region: &str) -> usize {
 }
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let workspace = manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.clone());
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default());
     println!("cargo:rerun-if-changed=build.rs");
+    let paths = Paths::from_env();
     let on_mcu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none")
         && env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm");
+    let board = choose_board();
+    let memory = read_memory_x(&paths, board, on_mcu);
+    let target = read_target(&paths);
+    let kv = kv_dtype();
+    let context = env_usize("THINKLING_CONTEXT").unwrap_or_else(|| {
+        target
+            .config
+            .map_or(256, |c| 256.min(c.max_seq_len as usize))
+    });
+    if context == 0 {
+        fail("THINKLING_CONTEXT must be positive");
+    }
+    let draft = read_draft(&paths, &target, context);
+    let run = Run::from_env(context, kv, &target, &draft);
+    if on_mcu {
+        check_fit(board, &memory, &target, &draft, &run);
+    }
+    write_settings(&paths, board, &memory, &target, &draft, &run);
+    write_blobs(&paths, &target, &draft);
+}
 
-    // Board: exactly one feature.
+/// Where the build reads and writes.
+struct Paths {
+    manifest: PathBuf,
+    workspace: PathBuf,
+    out: PathBuf,
+}
+
+impl Paths {
+    fn from_env() -> Self {
+        let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+        let workspace = manifest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| manifest.clone());
+        let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default());
+        Paths {
+            manifest,
+            workspace,
+            out,
+        }
+    }
+
+    /// A path from the environment: relative paths from the workspace root.
+    fn resolve(&self, p: String) -> PathBuf {
+        if Path::new(&p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            self.workspace.join(p)
+        }
+    }
+}
+
+/// The board of the one board feature enabled.
+fn choose_board() -> &'static Board {
     let chosen: Vec<&Board> = BOARDS
         .iter()
         .filter(|(f, _)| env::var_os(f).is_some())
         .map(|(_, b)| b)
         .collect();
-    let board = match chosen.as_slice() {
-        [b] => *b,
+    match chosen.as_slice() {
+        [b] => b,
         [] => fail("no board feature: enable one of board-qemu, board-nrf52840, board-stm32h743"),
         _ => fail("more than one board feature: use --no-default-features --features board-<name>"),
-    };
-    let memory_path = manifest.join(board.memory_x);
+    }
+}
+
+/// The board's flash and RAM sizes.
+struct Memory {
+    flash_bytes: usize,
+    ram_bytes: usize,
+}
+
+/// Reads the board's memory.x (and hands it to the linker on the MCU).
+fn read_memory_x(paths: &Paths, board: &Board, on_mcu: bool) -> Memory {
+    let memory_path = paths.manifest.join(board.memory_x);
     println!("cargo:rerun-if-changed={}", memory_path.display());
     let memory_x = fs::read_to_string(&memory_path)
         .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", memory_path.display())));
-    let flash_bytes = region_length(&memory_x, "FLASH");
-    let ram_bytes = region_length(&memory_x, "RAM");
     if on_mcu {
         // cortex-m-rt's link.x INCLUDEs memory.x from the link search path.
-        fs::write(out.join("memory.x"), &memory_x)
+        fs::write(paths.out.join("memory.x"), &memory_x)
             .unwrap_or_else(|e| fail(&format!("writing memory.x: {e}")));
-        println!("cargo:rustc-link-search={}", out.display());
+        println!("cargo:rustc-link-search={}", paths.out.display());
     }
+    Memory {
+        flash_bytes: region_length(&memory_x, "FLASH"),
+        ram_bytes: region_length(&memory_x, "RAM"),
+    }
+}
 
-    // The blob.
-    let model_path = match env_var("THINKLING_MODEL") {
-        Some(p) if Path::new(&p).is_absolute() => PathBuf::from(p),
-        Some(p) => workspace.join(p),
-        None => manifest.join("models/reference.bin"),
+/// The model blob: its bytes and, when it loads, its config.
+struct Target {
+    path: PathBuf,
+    blob: Vec<u8>,
+    config: Option<ModelConfig>,
+    /// Why the blob does not load (the firmware reports it at boot).
+    error: Option<String>,
+}
+
+fn read_target(paths: &Paths) -> Target {
+    let path = match env_var("THINKLING_MODEL") {
+        Some(p) => paths.resolve(p),
+        None => paths.manifest.join("models/reference.bin"),
     };
-    println!("cargo:rerun-if-changed={}", model_path.display());
-    let blob = fs::read(&model_path).unwrap_or_else(|e| {
+    println!("cargo:rerun-if-changed={}", path.display());
+    let blob = fs::read(&path).unwrap_or_else(|e| {
         fail(&format!(
             "cannot read the model blob {}: {e} (set THINKLING_MODEL)",
-            model_path.display()
+            path.display()
         ))
     });
+    // A blob that does not load is still embedded: the firmware must report
+    // the runtime's error at boot (and the tests check that it does).
+    let (config, error) = match runtime::blob::parse(&blob) {
+        Ok(b) => (Some(b.config), None),
+        Err(e) => {
+            println!("cargo:warning=model blob {} does not load ({e}); the firmware will report it at boot", path.display());
+            (None, Some(e.to_string()))
+        }
+    };
+    Target {
+        path,
+        blob,
+        config,
+        error,
+    }
+}
 
-    let kv = match env_var("THINKLING_KV")
+fn kv_dtype() -> KvDType {
+    match env_var("THINKLING_KV")
         .as_deref()
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        None | Some("f16") => runtime::memory::KvDType::F16,
-        Some("f32") => runtime::memory::KvDType::F32,
+        None | Some("f16") => KvDType::F16,
+        Some("f32") => KvDType::F32,
         Some(other) => fail(&format!("THINKLING_KV={other:?}: expected f16 or f32")),
-    };
-    let kv_name = if kv == runtime::memory::KvDType::F16 {
-        "F16"
-    } else {
-        "F32"
-    };
-
-    // A blob that does not load is still embedded: the firmware must report the
-    // runtime's error at boot (and the tests check that it does).
-    let (config, blob_error) = match runtime::blob::parse(&blob) {
-        Ok(b) => (Some(b.config), None),
-        Err(e) => {
-            println!("cargo:warning=model blob {} does not load ({e}); the firmware will report it at boot", model_path.display());
-            (None, Some(e.to_string()))
-        }
-    };
-    let context = env_usize("THINKLING_CONTEXT")
-        .unwrap_or_else(|| config.map_or(256, |c| 256.min(c.max_seq_len as usize)));
-    if context == 0 {
-        fail("THINKLING_CONTEXT must be positive");
     }
-    // Speculative decoding: a draft blob and its own arena; the target's
-    // arena grows by the batch region (k + 1 rows).
-    let draft_path = env_var("THINKLING_DRAFT_MODEL").map(|p| {
-        if Path::new(&p).is_absolute() {
-            PathBuf::from(p)
-        } else {
-            workspace.join(p)
-        }
-    });
+}
+
+/// The draft model of speculative decoding (none without
+/// `THINKLING_DRAFT_MODEL`).
+struct Draft {
+    path: Option<PathBuf>,
+    blob: Option<Vec<u8>>,
+    config: Option<ModelConfig>,
+    /// Draft tokens per step (0: no speculative decoding).
+    k: usize,
+}
+
+fn read_draft(paths: &Paths, target: &Target, context: usize) -> Draft {
+    let path = env_var("THINKLING_DRAFT_MODEL").map(|p| paths.resolve(p));
     let spec_k_env = env_usize("THINKLING_SPEC_K");
-    let draft_blob = draft_path.as_ref().map(|p| {
+    let blob = path.as_ref().map(|p| {
         println!("cargo:rerun-if-changed={}", p.display());
         fs::read(p).unwrap_or_else(|e| {
             fail(&format!(
@@ -217,26 +290,25 @@ fn main() {
             ))
         })
     });
-    let spec_k = match (&draft_blob, spec_k_env) {
+    let k = match (&blob, spec_k_env) {
         (None, _) => 0,
         (Some(_), Some(0)) => fail("THINKLING_SPEC_K must be at least 1"),
         (Some(_), Some(k)) => k.min(runtime::speculative::MAX_K),
         (Some(_), None) => 4,
     };
-    let draft_config = draft_blob.as_ref().map(|b| {
+    let config = blob.as_ref().map(|b| {
         runtime::blob::parse(b)
             .map(|d| d.config)
             .unwrap_or_else(|e| {
                 fail(&format!(
                     "draft blob {} does not load: {e}",
-                    draft_path
-                        .as_ref()
+                    path.as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default()
                 ))
             })
     });
-    if let (Some(d), Some(c)) = (draft_config, config) {
+    if let (Some(d), Some(c)) = (config, target.config) {
         if d.vocab_size != c.vocab_size {
             fail(&format!(
                 "draft vocabulary of {} tokens differs from the target's {}: the draft needs the target's tokenizer",
@@ -250,144 +322,200 @@ fn main() {
             ));
         }
     }
-    let draft_arena_bytes = draft_config.map_or(0, |d| {
-        runtime::memory::plan_draft(&d, context, kv, spec_k).total_bytes
-    });
-    let plan = config.map(|c| {
-        if spec_k > 0 {
-            runtime::memory::plan_speculative(&c, context, kv, spec_k)
-        } else {
-            runtime::memory::plan(&c, context, kv)
-        }
-    });
-    let arena_bytes = plan.map_or(0, |p| p.total_bytes);
-    let text_bytes = env_usize("THINKLING_TEXT_BYTES").unwrap_or(1024);
-    let max_new_tokens = env_usize("THINKLING_MAX_NEW_TOKENS").unwrap_or(context);
-    let think_budget = env_usize("THINKLING_THINK_BUDGET");
-    let prompts: Vec<String> = match env_var("THINKLING_PROMPTS") {
-        Some(p) => p
-            .split('|')
-            .map(str::to_owned)
-            .filter(|p| !p.is_empty())
-            .collect(),
-        None => DEFAULT_PROMPTS.iter().map(|p| (*p).to_owned()).collect(),
-    };
+    Draft {
+        path,
+        blob,
+        config,
+        k,
+    }
+}
 
-    // Fit checks, with the numbers a user needs to pick a smaller model.
-    if on_mcu {
-        let room = flash_bytes.saturating_sub(CODE_RESERVE);
-        let draft_len = draft_blob.as_ref().map_or(0, Vec::len);
-        if draft_len > 0 && blob.len() + draft_len > room {
-            fail(&format!(
-                "model blob ({} bytes) and draft blob ({draft_len} bytes) are too big for board {}: {room} bytes of its flash are room for blobs",
-                blob.len(),
-                board.name
-            ));
-        }
-        if blob.len() > room {
-            fail(&format!(
-                "model blob {} is {} bytes, too big for board {}: its flash is {} bytes, of which {} bytes are room \
-                 for a blob ({} kept for code). Use a smaller model or a stronger quantization (q4).",
-                model_path.display(),
-                blob.len(),
-                board.name,
-                flash_bytes,
-                room,
-                CODE_RESERVE
-            ));
-        }
-        let stack_reserve = STACK_RESERVE + if spec_k > 0 { SPEC_STACK_EXTRA } else { 0 };
-        let ram_needed =
-            arena_bytes + draft_arena_bytes + text_bytes + OTHER_STATIC + stack_reserve;
-        if ram_needed > ram_bytes {
-            let p = plan.unwrap_or(runtime::memory::MemoryPlan {
-                kv_cache_bytes: 0,
-                scratch_bytes: 0,
-                total_bytes: 0,
-            });
-            // Halving the KV cache is only a remedy while it is f32.
-            let remedy = if kv_name == "F32" {
-                "Lower THINKLING_CONTEXT or use THINKLING_KV=f16."
+/// What a run needs: the arenas (the target's grows by the batch region of
+/// `k + 1` rows with a draft), buffers and generation settings.
+struct Run {
+    context: usize,
+    kv: KvDType,
+    plan: Option<MemoryPlan>,
+    arena_bytes: usize,
+    draft_arena_bytes: usize,
+    text_bytes: usize,
+    max_new_tokens: usize,
+    think_budget: Option<usize>,
+    prompts: Vec<String>,
+}
+
+impl Run {
+    fn from_env(context: usize, kv: KvDType, target: &Target, draft: &Draft) -> Self {
+        let draft_arena_bytes = draft.config.map_or(0, |d| {
+            runtime::memory::plan_draft(&d, context, kv, draft.k).total_bytes
+        });
+        let plan = target.config.map(|c| {
+            if draft.k > 0 {
+                runtime::memory::plan_speculative(&c, context, kv, draft.k)
             } else {
-                "Lower THINKLING_CONTEXT or use a board with more RAM."
-            };
-            fail(&format!(
-                "model needs {} bytes of RAM at context {context} with a {kv_name} KV cache (KV cache {}, scratch {}, \
-                 text {text_bytes}, draft arena {draft_arena_bytes}, other static {OTHER_STATIC}, stack {stack_reserve}), board {} has {} bytes. \
-                 {remedy}",
-                ram_needed, p.kv_cache_bytes, p.scratch_bytes, board.name, ram_bytes
-            ));
+                runtime::memory::plan(&c, context, kv)
+            }
+        });
+        let prompts = match env_var("THINKLING_PROMPTS") {
+            Some(p) => p
+                .split('|')
+                .map(str::to_owned)
+                .filter(|p| !p.is_empty())
+                .collect(),
+            None => DEFAULT_PROMPTS.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        Run {
+            context,
+            kv,
+            plan,
+            arena_bytes: plan.map_or(0, |p| p.total_bytes),
+            draft_arena_bytes,
+            text_bytes: env_usize("THINKLING_TEXT_BYTES").unwrap_or(1024),
+            max_new_tokens: env_usize("THINKLING_MAX_NEW_TOKENS").unwrap_or(context),
+            think_budget: env_usize("THINKLING_THINK_BUDGET"),
+            prompts,
         }
     }
 
-    // The generated settings, included by src/main.rs.
-    let mut s = String::new();
-    let w = &mut s;
-    let _ = writeln!(
-        w,
-        "// Generated by build.rs from the environment; see firmware/build.rs."
-    );
-    let _ = writeln!(w, "pub const BOARD: &str = {:?};", board.name);
-    let _ = writeln!(w, "pub const COUNTER: &str = {:?};", board.counter);
-    let _ = writeln!(w, "pub const FLASH_BYTES: usize = {flash_bytes};");
-    let _ = writeln!(w, "pub const RAM_BYTES: usize = {ram_bytes};");
-    let _ = writeln!(
-        w,
-        "pub const MODEL_PATH: &str = {:?};",
-        model_path.display().to_string()
-    );
-    let _ = writeln!(w, "pub const MODEL_BYTES: usize = {};", blob.len());
-    let _ = writeln!(
-        w,
-        "pub const MODEL_BUILD_ERROR: Option<&str> = {blob_error:?};"
-    );
-    let _ = writeln!(w, "pub const PROMPTS: &[&str] = &{prompts:?};");
-    let _ = writeln!(w, "pub const CONTEXT: usize = {context};");
-    let _ = writeln!(
-        w,
-        "pub const KV: runtime::memory::KvDType = runtime::memory::KvDType::{kv_name};"
-    );
-    let _ = writeln!(w, "pub const MAX_NEW_TOKENS: usize = {max_new_tokens};");
-    let _ = writeln!(
-        w,
-        "pub const THINK_BUDGET: Option<usize> = {think_budget:?};"
-    );
-    let _ = writeln!(w, "pub const TEXT_BYTES: usize = {text_bytes};");
-    let _ = writeln!(w, "pub const ARENA_BYTES: usize = {arena_bytes};");
-    let _ = writeln!(
-        w,
-        "pub const KV_CACHE_BYTES: usize = {};",
-        plan.map_or(0, |p| p.kv_cache_bytes)
-    );
-    let _ = writeln!(
-        w,
-        "pub const SCRATCH_BYTES: usize = {};",
-        plan.map_or(0, |p| p.scratch_bytes)
-    );
-    let _ = writeln!(w, "pub const SPEC_K: usize = {spec_k};");
-    let _ = writeln!(w, "pub const SPECULATIVE: bool = {};", spec_k > 0);
-    let _ = writeln!(
-        w,
-        "pub const DRAFT_ARENA_BYTES: usize = {draft_arena_bytes};"
-    );
-    let _ = writeln!(
-        w,
-        "pub const DRAFT_MODEL_BYTES: usize = {};",
-        draft_blob.as_ref().map_or(0, Vec::len)
-    );
-    fs::write(out.join("settings.rs"), s)
-        .unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
+    fn kv_name(&self) -> &'static str {
+        match self.kv {
+            KvDType::F16 => "F16",
+            KvDType::F32 => "F32",
+        }
+    }
+}
 
-    // The blob itself: include_bytes! of the file in place, wrapped so that it
-    // lands in flash 16-byte aligned (the runtime reads f32/f16 data in place).
+/// Fails the build, with the numbers a user needs to pick a smaller model,
+/// when the blobs do not fit the flash or the run does not fit the RAM.
+fn check_fit(board: &Board, memory: &Memory, target: &Target, draft: &Draft, run: &Run) {
+    let blob_len = target.blob.len();
+    let room = memory.flash_bytes.saturating_sub(CODE_RESERVE);
+    let draft_len = draft.blob.as_ref().map_or(0, Vec::len);
+    if draft_len > 0 && blob_len + draft_len > room {
+        fail(&format!(
+            "model blob ({blob_len} bytes) and draft blob ({draft_len} bytes) are too big for board {}: {room} bytes of its flash are room for blobs",
+            board.name
+        ));
+    }
+    if blob_len > room {
+        fail(&format!(
+            "model blob {} is {blob_len} bytes, too big for board {}: its flash is {} bytes, of which {room} bytes are room \
+             for a blob ({CODE_RESERVE} kept for code). Use a smaller model or a stronger quantization (q4).",
+            target.path.display(),
+            board.name,
+            memory.flash_bytes,
+        ));
+    }
+    let stack_reserve = STACK_RESERVE + if draft.k > 0 { SPEC_STACK_EXTRA } else { 0 };
+    let (text_bytes, draft_arena_bytes) = (run.text_bytes, run.draft_arena_bytes);
+    let ram_needed =
+        run.arena_bytes + draft_arena_bytes + text_bytes + OTHER_STATIC + stack_reserve;
+    if ram_needed > memory.ram_bytes {
+        let (kv_cache, scratch) = run
+            .plan
+            .map_or((0, 0), |p| (p.kv_cache_bytes, p.scratch_bytes));
+        // Halving the KV cache is only a remedy while it is f32.
+        let remedy = if run.kv == KvDType::F32 {
+            "Lower THINKLING_CONTEXT or use THINKLING_KV=f16."
+        } else {
+            "Lower THINKLING_CONTEXT or use a board with more RAM."
+        };
+        fail(&format!(
+            "model needs {ram_needed} bytes of RAM at context {} with a {} KV cache (KV cache {kv_cache}, scratch {scratch}, \
+             text {text_bytes}, draft arena {draft_arena_bytes}, other static {OTHER_STATIC}, stack {stack_reserve}), board {} has {} bytes. \
+             {remedy}",
+            run.context,
+            run.kv_name(),
+            board.name,
+            memory.ram_bytes
+        ));
+    }
+}
+
+/// The generated settings, included by src/main.rs.
+fn write_settings(
+    paths: &Paths,
+    board: &Board,
+    memory: &Memory,
+    target: &Target,
+    draft: &Draft,
+    run: &Run,
+) {
+    let consts: [(&str, &str, String); 20] = [
+        ("BOARD", "&str", format!("{:?}", board.name)),
+        ("COUNTER", "&str", format!("{:?}", board.counter)),
+        ("FLASH_BYTES", "usize", memory.flash_bytes.to_string()),
+        ("RAM_BYTES", "usize", memory.ram_bytes.to_string()),
+        (
+            "MODEL_PATH",
+            "&str",
+            format!("{:?}", target.path.display().to_string()),
+        ),
+        ("MODEL_BYTES", "usize", target.blob.len().to_string()),
+        (
+            "MODEL_BUILD_ERROR",
+            "Option<&str>",
+            format!("{:?}", target.error),
+        ),
+        ("PROMPTS", "&[&str]", format!("&{:?}", run.prompts)),
+        ("CONTEXT", "usize", run.context.to_string()),
+        (
+            "KV",
+            "runtime::memory::KvDType",
+            format!("runtime::memory::KvDType::{}", run.kv_name()),
+        ),
+        ("MAX_NEW_TOKENS", "usize", run.max_new_tokens.to_string()),
+        (
+            "THINK_BUDGET",
+            "Option<usize>",
+            format!("{:?}", run.think_budget),
+        ),
+        ("TEXT_BYTES", "usize", run.text_bytes.to_string()),
+        ("ARENA_BYTES", "usize", run.arena_bytes.to_string()),
+        (
+            "KV_CACHE_BYTES",
+            "usize",
+            run.plan.map_or(0, |p| p.kv_cache_bytes).to_string(),
+        ),
+        (
+            "SCRATCH_BYTES",
+            "usize",
+            run.plan.map_or(0, |p| p.scratch_bytes).to_string(),
+        ),
+        ("SPEC_K", "usize", draft.k.to_string()),
+        ("SPECULATIVE", "bool", (draft.k > 0).to_string()),
+        (
+            "DRAFT_ARENA_BYTES",
+            "usize",
+            run.draft_arena_bytes.to_string(),
+        ),
+        (
+            "DRAFT_MODEL_BYTES",
+            "usize",
+            draft.blob.as_ref().map_or(0, Vec::len).to_string(),
+        ),
+    ];
+    let mut s =
+        String::from("// Generated by build.rs from the environment; see firmware/build.rs.\n");
+    for (name, ty, value) in consts {
+        let _ = writeln!(s, "pub const {name}: {ty} = {value};");
+    }
+    fs::write(paths.out.join("settings.rs"), s)
+        .unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
+}
+
+/// The blobs themselves: `include_bytes!` of the files in place, wrapped so
+/// that they land in flash 16-byte aligned (the runtime reads f32/f16 data
+/// in place).
+fn write_blobs(paths: &Paths, target: &Target, draft: &Draft) {
     let model_rs = format!(
         "pub static MODEL: Aligned<[u8; {}]> = Aligned(*include_bytes!({:?}));\n",
-        blob.len(),
-        model_path.display().to_string()
+        target.blob.len(),
+        target.path.display().to_string()
     );
-    fs::write(out.join("model.rs"), model_rs)
+    fs::write(paths.out.join("model.rs"), model_rs)
         .unwrap_or_else(|e| fail(&format!("writing model.rs: {e}")));
-    let draft_rs = match (&draft_path, &draft_blob) {
+    let draft_rs = match (&draft.path, &draft.blob) {
         (Some(p), Some(b)) => format!(
             "pub static DRAFT: Aligned<[u8; {}]> = Aligned(*include_bytes!({:?}));\n",
             b.len(),
@@ -395,6 +523,6 @@ fn main() {
         ),
         _ => "pub static DRAFT: Aligned<[u8; 0]> = Aligned([]);\n".to_owned(),
     };
-    fs::write(out.join("draft.rs"), draft_rs)
+    fs::write(paths.out.join("draft.rs"), draft_rs)
         .unwrap_or_else(|e| fail(&format!("writing draft.rs: {e}")));
 }

@@ -12,14 +12,16 @@ pub mod eval;
 pub mod llama2c;
 mod quantize;
 pub mod report;
+mod vocab;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 pub use checkpoint::{load_run, parse_merges, save_run};
-pub use quantize::{build_blob, build_blob_with_tokenizer, Vocab};
+pub use quantize::{build_blob, build_blob_with_tokenizer};
 pub use report::{QuantReport, TensorGroup, TensorReport};
+pub use vocab::{PieceVocab, Vocab};
 
 /// Storage of the weight matrices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

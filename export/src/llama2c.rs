@@ -8,26 +8,21 @@
 //! scale. Matrices are `[out, in]` row-major, as in a thinkling checkpoint, so
 //! the weights map one to one.
 
-use crate::quantize::{build_blob_with_tokenizer, Vocab};
+use crate::quantize::build_blob_with_tokenizer;
+use crate::vocab::Vocab;
 use crate::{Checkpoint, ExportOptions, QuantReport};
 use anyhow::{bail, Context, Result};
 use runtime::ModelConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use crate::vocab::PieceVocab;
+
 /// llama2.c's newer `export.py` formats start with this magic ("ak42").
 const VERSIONED_MAGIC: u32 = 0x616b_3432;
 /// `run.c`'s RMSNorm epsilon.
 pub const NORM_EPS: f32 = 1e-5;
 pub const ROPE_THETA: f32 = 10000.0;
-
-/// A sentencepiece vocabulary from llama2.c's `tokenizer.bin`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PieceVocab {
-    pub max_token_length: u32,
-    pub pieces: Vec<Vec<u8>>,
-    pub scores: Vec<f32>,
-}
 
 /// An imported llama2.c model.
 #[derive(Clone, Debug, PartialEq)]

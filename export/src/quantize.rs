@@ -2,22 +2,12 @@
 
 use crate::checkpoint;
 use crate::report::{QuantReport, TensorGroup, TensorReport};
+use crate::vocab::Vocab;
 use crate::{glob_match, Checkpoint, ExportOptions, Quant};
 use anyhow::{bail, Context, Result};
 use runtime::format::{row_bytes, scale_bytes, TensorId, TensorKind, TensorRecord, TokenizerData};
 use runtime::quant::{dequantize_row, quantize_row};
 use runtime::{DType, ScaleType};
-
-/// The tokenizer to embed in a blob.
-#[derive(Clone, Copy, Debug)]
-pub enum Vocab<'a> {
-    /// thinkling's byte-level BPE merges, in rank order.
-    ByteBpe(&'a [(u32, u32)]),
-    /// A llama2.c piece vocabulary.
-    Pieces(&'a crate::llama2c::PieceVocab),
-    /// Token ids only.
-    None,
-}
 
 /// Quantizes a checkpoint into a blob with its BPE tokenizer. The bytes depend
 /// only on the checkpoint and the options (no maps with random order, no

@@ -1,58 +1,17 @@
 //! The program: check the blob, report the memory it needs, then generate on
-//! every prompt while streaming each token with its cost.
-//!
-//! Log lines the tests parse (tests/firmware.rs) start with a fixed word:
-//! `prompt <i>`, `token <i> <id> <span> <cost>` and `done <i>`; everything
-//! else is for people.
+//! every prompt while streaming each token with its cost (or hand over to
+//! the speculative run, `spec.rs`).
 
+use crate::blobs::{Aligned, MODEL};
 use crate::board::{self, exit_code, Counter};
+use crate::report::{generated_or_exit, log_token, mean, or_exit, per_token, stop_name};
 use crate::settings::*;
 use cortex_m_rt::entry;
-use defmt::{error, info, Display2Format};
-use runtime::generate::{generate, GenerateConfig, Span, StopReason, TokenEvent};
+use defmt::info;
+use runtime::generate::{generate, GenerateConfig, Span, TokenEvent};
 use runtime::model::Model;
 use runtime::sampling::SamplerConfig;
 use runtime::session::Session;
-
-/// 16-byte alignment for the blob in flash and the arena in RAM: the runtime
-/// reads f32/f16 tensors in place and carves aligned buffers from the arena.
-#[repr(C, align(16))]
-pub struct Aligned<T: ?Sized>(pub T);
-
-// `MODEL`: the blob, from THINKLING_MODEL at build time.
-include!(concat!(env!("OUT_DIR"), "/model.rs"));
-// `DRAFT`: the draft blob of THINKLING_DRAFT_MODEL (empty without one).
-include!(concat!(env!("OUT_DIR"), "/draft.rs"));
-
-pub(crate) fn span_name(span: Span) -> &'static str {
-    match span {
-        Span::Prompt => "prompt",
-        Span::Think => "think",
-        Span::Answer => "answer",
-        Span::Other => "other",
-    }
-}
-
-/// One streamed token: `token <prompt> <id> <span> <cost> <text>` (the tests
-/// parse this line to compare the board's tokens with the host's).
-pub(crate) fn log_token(prompt: usize, ev: &TokenEvent, cost: u64) {
-    info!(
-        "token {=usize} {=u32} {=str} {=u64} {:?}",
-        prompt,
-        ev.id,
-        span_name(ev.span),
-        cost,
-        ev.text
-    );
-}
-
-pub(crate) fn stop_name(stop: StopReason) -> &'static str {
-    match stop {
-        StopReason::Eos => "eos",
-        StopReason::TokenLimit => "token-limit",
-        StopReason::ContextFull => "context-full",
-    }
-}
 
 #[entry]
 fn main() -> ! {
@@ -67,7 +26,96 @@ fn main() -> ! {
         board::exit(exit_code::PANIC)
     };
     let mut counter = Counter::start(core.SYST, core.DCB, core.DWT);
+    log_image();
+    let model = or_exit(Model::from_blob(&MODEL.0), "blob error", exit_code::BLOB);
+    log_model(&model);
+    log_memory_plan();
+    let cfg = greedy();
+    if SPECULATIVE {
+        let (arena, draft_arena) = (&mut ARENA.0[..], &mut DRAFT_ARENA.0[..]);
+        crate::spec::run(
+            &model,
+            arena,
+            draft_arena,
+            &mut TEXT[..],
+            &cfg,
+            &mut counter,
+        );
+    }
+    let session = Session::new(&model, &mut ARENA.0[..], CONTEXT, KV);
+    let mut session = or_exit(session, "session error", exit_code::ENGINE);
+    let (mut tokens, mut cost) = (0usize, 0u64);
+    for (i, prompt) in PROMPTS.iter().enumerate() {
+        let (n, c) = run_prompt(&mut session, i, prompt, &cfg, &mut TEXT[..], &mut counter);
+        tokens += n;
+        cost += c;
+    }
+    log_summary(tokens, cost);
+    board::exit(exit_code::OK)
+}
 
+/// Greedy decoding: the tests compare the tokens with the host's one for one.
+fn greedy() -> GenerateConfig {
+    GenerateConfig {
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        },
+        max_new_tokens: MAX_NEW_TOKENS,
+        think_budget: THINK_BUDGET,
+    }
+}
+
+/// Generates on one prompt, streaming every token with its cost: from the
+/// end of the previous callback (or the call) to the start of this one, so
+/// logging is not counted; the first generated token carries the prefill.
+/// Returns the decoded tokens after the first and their cost.
+fn run_prompt(
+    session: &mut Session<'_, '_>,
+    i: usize,
+    prompt: &str,
+    cfg: &GenerateConfig,
+    text: &mut [u8],
+    counter: &mut Counter,
+) -> (usize, u64) {
+    info!("prompt {=usize}: {=str}", i, prompt);
+    let mut resumed = counter.now();
+    let (mut first, mut decode, mut decode_max, mut generated) = (0u64, 0u64, 0u64, 0usize);
+    let result = generate(session, prompt, cfg, text, &mut |ev: &TokenEvent| {
+        let cost = counter.now() - resumed;
+        if !matches!(ev.span, Span::Prompt) {
+            if generated == 0 {
+                first = cost;
+            } else {
+                decode += cost;
+                decode_max = decode_max.max(cost);
+            }
+            generated += 1;
+        }
+        log_token(i, ev, cost);
+        resumed = counter.now();
+    });
+    let g = generated_or_exit(result, i);
+    info!("think: {=str}", g.think);
+    info!("answer: {=str}", g.answer);
+    info!(
+        "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token (max {=u64})",
+        i,
+        g.prompt_tokens,
+        g.generated_tokens,
+        stop_name(g.stop),
+        g.think_budget_hit,
+        first,
+        per_token(decode, generated),
+        board::COUNT_UNIT,
+        decode_max
+    );
+    (generated.saturating_sub(1), decode)
+}
+
+fn log_image() {
     info!(
         "thinkling firmware on {=str}; costs in {=str}",
         BOARD,
@@ -81,14 +129,9 @@ fn main() -> ! {
         flash_used,
         FLASH_BYTES
     );
+}
 
-    let model = match Model::from_blob(&MODEL.0) {
-        Ok(m) => m,
-        Err(e) => {
-            error!("blob error: {}", Display2Format(&e));
-            board::exit(exit_code::BLOB)
-        }
-    };
+fn log_model(model: &Model<'_>) {
     let c = model.config();
     info!(
         "model: dim {=u32}, layers {=u32}, heads {=u32}, kv heads {=u32}, hidden {=u32}, vocab {=u32}, max context {=u32}, tied {=bool}, moe {=bool}",
@@ -102,6 +145,9 @@ fn main() -> ! {
         c.tied_embeddings,
         c.moe.is_some()
     );
+}
+
+fn log_memory_plan() {
     let kv_name = match KV {
         runtime::memory::KvDType::F16 => "f16",
         runtime::memory::KvDType::F32 => "f32",
@@ -116,93 +162,15 @@ fn main() -> ! {
         TEXT_BYTES,
         RAM_BYTES
     );
+}
 
-    let cfg = GenerateConfig {
-        // Greedy: the tests compare the tokens with the host's one for one.
-        sampler: SamplerConfig {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            seed: 0,
-        },
-        max_new_tokens: MAX_NEW_TOKENS,
-        think_budget: THINK_BUDGET,
-    };
-    if SPECULATIVE {
-        crate::spec::run(
-            &model,
-            &mut ARENA.0[..],
-            &mut DRAFT_ARENA.0[..],
-            &mut TEXT[..],
-            &cfg,
-            &mut counter,
-        );
-    }
-    let mut session = match Session::new(&model, &mut ARENA.0[..], CONTEXT, KV) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("session error: {}", Display2Format(&e));
-            board::exit(exit_code::ENGINE)
-        }
-    };
-
-    let mut total_tokens = 0usize;
-    let mut total_cost = 0u64;
-    for (i, prompt) in PROMPTS.iter().enumerate() {
-        info!("prompt {=usize}: {=str}", i, prompt);
-        // Cost of a token: from the end of the previous callback (or the call)
-        // to the start of this one, so logging is not counted. The first
-        // generated token carries the prompt's prefill.
-        let mut resumed = counter.now();
-        let mut first = 0u64;
-        let mut decode = 0u64;
-        let mut decode_max = 0u64;
-        let mut generated = 0usize;
-        let result = generate(
-            &mut session,
-            prompt,
-            &cfg,
-            &mut TEXT[..],
-            &mut |ev: &TokenEvent| {
-                let cost = counter.now() - resumed;
-                if !matches!(ev.span, Span::Prompt) {
-                    if generated == 0 {
-                        first = cost;
-                    } else {
-                        decode += cost;
-                        decode_max = decode_max.max(cost);
-                    }
-                    generated += 1;
-                }
-                log_token(i, ev, cost);
-                resumed = counter.now();
-            },
-        );
-        let g = generated_or_exit(result, i);
-        info!("think: {=str}", g.think);
-        info!("answer: {=str}", g.answer);
-        let per_token = per_token(decode, generated);
-        info!(
-            "done {=usize}: {=usize} prompt tokens, {=usize} generated, stop {=str}, think budget hit {=bool}; prefill+first token {=u64}, then {=u64} {=str} per token (max {=u64})",
-            i,
-            g.prompt_tokens,
-            g.generated_tokens,
-            stop_name(g.stop),
-            g.think_budget_hit,
-            first,
-            per_token,
-            board::COUNT_UNIT,
-            decode_max
-        );
-        total_tokens += generated.saturating_sub(1);
-        total_cost += decode;
-    }
+fn log_summary(tokens: usize, cost: u64) {
     let stack = board::stack_high_water();
     let statics = RAM_BYTES - board::stack_room();
     info!(
         "summary: {=usize} decoded tokens, {=u64} {=str} per token; RAM: static {=usize} bytes (arena {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
-        total_tokens,
-        if total_tokens > 0 { total_cost / total_tokens as u64 } else { 0 },
+        tokens,
+        mean(cost, tokens),
         board::COUNT_UNIT,
         statics,
         ARENA_BYTES,
@@ -210,40 +178,11 @@ fn main() -> ! {
         statics + stack,
         RAM_BYTES
     );
-    board::exit(exit_code::OK)
 }
 
 /// Bytes of flash the image occupies: vector table, code, constants (the
 /// blob among them) and the initial values of .data, from cortex-m-rt's
 /// section symbols.
-/// Decode cost per token after the first (which carries the prefill), from
-/// the cost of the tokens after the first.
-pub(crate) fn per_token(decode: u64, generated: usize) -> u64 {
-    if generated > 1 {
-        decode / (generated as u64 - 1)
-    } else {
-        0
-    }
-}
-
-/// A prompt's generation result, or its error logged and the engine's exit.
-pub(crate) fn generated_or_exit<T, E: core::fmt::Display>(
-    result: Result<T, E>,
-    prompt: usize,
-) -> T {
-    match result {
-        Ok(g) => g,
-        Err(e) => {
-            error!(
-                "generation error on prompt {=usize}: {}",
-                prompt,
-                Display2Format(&e)
-            );
-            board::exit(exit_code::ENGINE)
-        }
-    }
-}
-
 fn flash_used() -> usize {
     extern "C" {
         static __vector_table: u32;

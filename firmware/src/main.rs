@@ -19,7 +19,11 @@ mod settings {
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod app;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
+mod blobs;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
 mod board;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+mod report;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod spec;
 

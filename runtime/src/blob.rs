@@ -25,10 +25,10 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, BlobError> {
     }
     // The version follows the magic as a postcard varint: read it before the
     // checksum so a newer file says "newer", not "corrupt".
-    let (version, _) = postcard::take_from_bytes::<u32>(bytes.get(MAGIC.len()..).unwrap_or(&[]))
+    let (version, _) = postcard::take_from_bytes::<u32>(crate::bytes::suffix(bytes, MAGIC.len()))
         .map_err(|_| BlobError::Malformed {
-            what: "format version",
-        })?;
+        what: "format version",
+    })?;
     if version != FORMAT_VERSION {
         return Err(BlobError::UnsupportedVersion {
             found: version,
@@ -145,7 +145,7 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
             }
             for (r, pair) in merges.chunks_exact(8).enumerate() {
                 let l = u32::from_le_bytes(crate::bytes::arr4(pair));
-                let rt = u32::from_le_bytes(crate::bytes::arr4(pair.get(4..).unwrap_or(&[])));
+                let rt = u32::from_le_bytes(crate::bytes::arr4_at(pair, 4));
                 let produced = special::FIRST_MERGE as usize + r;
                 // A merge may only combine byte or earlier merged tokens: this
                 // bounds decode recursion and rules out cycles.
@@ -162,7 +162,7 @@ fn validate_tokenizer(t: &TokenizerData<'_>, c: &ModelConfig) -> Result<(), Blob
                 };
                 let key = (
                     u32::from_le_bytes(crate::bytes::arr4(pair)),
-                    u32::from_le_bytes(crate::bytes::arr4(pair.get(4..).unwrap_or(&[]))),
+                    u32::from_le_bytes(crate::bytes::arr4_at(pair, 4)),
                 );
                 if prev.is_some_and(|p| p >= key) {
                     return bad("merge index is not strictly sorted");

@@ -1,4 +1,5 @@
-//! Errors of the runtime: every malformed input is a value naming what is wrong.
+//! Errors of the runtime: every malformed input is a value naming what is
+//! wrong ([`BlobError`] for a blob, [`SessionError`] for running one).
 
 use crate::format::TensorId;
 use core::fmt;
@@ -99,3 +100,75 @@ impl fmt::Display for BlobError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for BlobError {}
+
+/// Why a session cannot be created or run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// A context of zero positions.
+    ZeroContext,
+    /// The context exceeds what the model was trained for.
+    ContextTooLong { context: usize, max: usize },
+    /// The arena is smaller than [`memory::plan`] says.
+    ArenaTooSmall { needed: usize, available: usize },
+    /// A token id outside the vocabulary.
+    TokenOutOfRange { token: u32, vocab: u32 },
+    /// Every position of the context is used.
+    ContextFull { context: usize },
+    /// `prefill` with no tokens.
+    EmptyInput,
+    /// `forward_batch` with more tokens than the session was made for
+    /// ([`Session::with_batch`]).
+    BatchTooLarge { tokens: usize, capacity: usize },
+    /// A broken internal invariant: buffers, tensors or the cache do not fit
+    /// together. The session sizes everything from the validated config, so
+    /// this is a bug of the engine, reported instead of a wrong answer.
+    Invariant { what: &'static str },
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::ZeroContext => {
+                write!(f, "a session needs a context of at least one position")
+            }
+            SessionError::ContextTooLong { context, max } => {
+                write!(
+                    f,
+                    "context of {context} positions exceeds the model's maximum of {max}"
+                )
+            }
+            SessionError::ArenaTooSmall { needed, available } => {
+                write!(
+                    f,
+                    "session arena too small: needs {needed} bytes, got {available}"
+                )
+            }
+            SessionError::TokenOutOfRange { token, vocab } => {
+                write!(
+                    f,
+                    "token id {token} is outside the vocabulary of {vocab} tokens"
+                )
+            }
+            SessionError::ContextFull { context } => {
+                write!(f, "context full: all {context} positions are used")
+            }
+            SessionError::EmptyInput => write!(f, "no tokens to run"),
+            SessionError::BatchTooLarge { tokens, capacity } => write!(
+                f,
+                "a batch of {tokens} tokens exceeds the session's batch capacity of {capacity}"
+            ),
+            SessionError::Invariant { what } => {
+                write!(f, "internal inconsistency of the engine: {what}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SessionError {}
+
+impl From<crate::kernels::Mismatch> for SessionError {
+    fn from(m: crate::kernels::Mismatch) -> Self {
+        SessionError::Invariant { what: m.0 }
+    }
+}

@@ -371,9 +371,8 @@ impl<'t, 'k> Emitter<'t, 'k> {
             ..
         } = sink;
         let (think_bytes, answer_bytes) = buf.split_at(think_end.min(buf.len()));
-        let answer_bytes = answer_bytes
-            .get(..len.saturating_sub(think_end))
-            .unwrap_or(&[]);
+        // The sink writes at most `buf.len()` bytes, the think part first.
+        let answer_bytes = crate::bytes::prefix(answer_bytes, len.saturating_sub(think_end));
         Generation {
             think: core::str::from_utf8(think_bytes).unwrap_or(""),
             answer: core::str::from_utf8(answer_bytes).unwrap_or(""),

@@ -28,12 +28,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod arena;
 pub mod blob;
 mod bytes;
 pub mod error;
 pub mod format;
 pub mod generate;
 pub mod kernels;
+pub mod kv_cache;
 pub mod memory;
 pub mod model;
 pub mod quant;
@@ -44,7 +46,7 @@ pub mod speculative;
 pub mod testing;
 pub mod tokenizer;
 
-pub use error::BlobError;
+pub use error::{BlobError, SessionError};
 pub use format::{DType, ModelConfig, ScaleType};
 pub use generate::{
     generate, generate_ids, GenerateConfig, GenerateError, Generation, Span, StopReason, TokenEvent,
@@ -52,5 +54,5 @@ pub use generate::{
 pub use memory::{plan, plan_batch, plan_draft, plan_speculative, KvDType, MemoryPlan};
 pub use model::Model;
 pub use sampling::{Sampler, SamplerConfig};
-pub use session::{Session, SessionError};
+pub use session::Session;
 pub use speculative::{generate_speculative, SpecStats, SpeculativeError};

@@ -80,11 +80,7 @@ pub fn quantize_row(
     for (g, chunk) in x.chunks(group).enumerate() {
         let amax = chunk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let scale = stored_scale(amax / qmax, scale_type);
-        write_scale(
-            scales.get_mut(g * sb..).unwrap_or(&mut []),
-            scale,
-            scale_type,
-        );
+        write_scale(crate::bytes::suffix_mut(scales, g * sb), scale, scale_type);
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         for (i, v) in chunk.iter().enumerate() {
             let q = round_half_away(v * inv)

@@ -162,7 +162,7 @@ impl Sampler {
                 m = n;
             }
         }
-        let chosen = cand.get_mut(..m).unwrap_or(&mut []);
+        let chosen = crate::bytes::prefix_mut(cand, m);
         chosen.sort_unstable_by(by_prob);
         let mut mass = chosen.iter().fold(0f32, |a, i| a + prob(*i));
         let mut keep = chosen.len();
@@ -222,7 +222,7 @@ impl SamplerConfig {
             } else {
                 n
             };
-            let chosen = cand.get_mut(..m).unwrap_or(&mut []);
+            let chosen = crate::bytes::prefix_mut(cand, m);
             chosen.sort_unstable_by(by_prob);
             let mut keep = chosen.len();
             if use_p {

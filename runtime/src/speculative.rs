@@ -253,7 +253,9 @@ pub fn generate_speculative<'t>(
         let kk = k
             .min(context.saturating_sub(fed))
             .min(remaining.saturating_sub(1));
-        let pend = pending.get(..n_pending).unwrap_or(&[]);
+        let pend = pending.get(..n_pending).ok_or(SessionError::Invariant {
+            what: "more pending tokens than the pending buffer holds",
+        })?;
 
         // Draft: catch up on committed tokens, then propose `kk` tokens.
         if kk > 0 {
@@ -275,7 +277,7 @@ pub fn generate_speculative<'t>(
             let d = if greedy {
                 argmax(draft.logits())
             } else {
-                propose(draft, i, cfg, &mut rng)
+                propose(draft, i, cfg, &mut rng)?
             };
             if let Some(slot) = batch.get_mut(n_pending + i) {
                 *slot = d;
@@ -287,7 +289,9 @@ pub fn generate_speculative<'t>(
         }
 
         // Target: one pass over the pending tokens and the proposal.
-        let run = batch.get(..n_pending + kk).unwrap_or(&[]);
+        let run = batch.get(..n_pending + kk).ok_or(SessionError::Invariant {
+            what: "a speculative batch longer than its buffer",
+        })?;
         let vocab = target.logits().len();
         target.forward_batch(run)?;
         stats.target_passes += 1;
@@ -391,13 +395,20 @@ enum Verdict {
 
 /// Samples proposal `i` from the draft's current logits: their filtered
 /// distribution is kept in the draft's batch row `i` for the acceptance test.
-fn propose(draft: &mut Session<'_, '_>, i: usize, cfg: &GenerateConfig, rng: &mut Rng) -> u32 {
+fn propose(
+    draft: &mut Session<'_, '_>,
+    i: usize,
+    cfg: &GenerateConfig,
+    rng: &mut Rng,
+) -> Result<u32, SessionError> {
     let vocab = draft.logits().len();
-    draft.logits_to_batch_row(i);
+    draft.logits_to_batch_row(i)?;
     let (rows, cand) = draft.batch_rows_and_candidates();
-    let Some(q) = rows.get_mut(i * vocab..(i + 1) * vocab) else {
-        return 0;
-    };
+    let q = rows
+        .get_mut(i * vocab..(i + 1) * vocab)
+        .ok_or(SessionError::Invariant {
+            what: "a draft row outside the logits rows",
+        })?;
     cfg.sampler.distribution(q, cand);
-    sample_probs(q, rng.next_f32())
+    Ok(sample_probs(q, rng.next_f32()))
 }

@@ -48,7 +48,7 @@ fn merge_chunk(m: Merges<'_>, ids: &mut [u32]) -> usize {
     let mut len = ids.len();
     loop {
         let mut best: Option<(u32, usize)> = None;
-        for (i, pair) in ids.get(..len).unwrap_or(&[]).windows(2).enumerate() {
+        for (i, pair) in crate::bytes::prefix(ids, len).windows(2).enumerate() {
             if let [l, r] = *pair {
                 if let Some(rank) = m.rank(l, r) {
                     if best.is_none_or(|(br, _)| rank < br) {
@@ -73,13 +73,13 @@ pub(super) fn encode(m: Merges<'_>, text: &[u8], out: &mut [u32]) -> Result<usiz
         let Some(slot) = out.get_mut(n..n + chunk.len()) else {
             // The chunk may still fit after merging: encode it in a scratch.
             let mut scratch = [0u32; pretokenize::MAX_CHUNK];
-            let ids = scratch.get_mut(..chunk.len()).unwrap_or(&mut []);
+            let ids = crate::bytes::prefix_mut(&mut scratch, chunk.len());
             for (o, b) in ids.iter_mut().zip(chunk) {
                 *o = special::FIRST_BYTE + *b as u32;
             }
             let k = merge_chunk(m, ids);
             let dst = out.get_mut(n..n + k).ok_or(TooManyTokens { capacity })?;
-            dst.copy_from_slice(ids.get(..k).unwrap_or(&[]));
+            dst.copy_from_slice(crate::bytes::prefix(ids, k));
             n += k;
             continue;
         };

@@ -113,7 +113,7 @@ pub(super) fn encode(p: &Pieces<'_>, text: &[u8], out: &mut [u32]) -> Result<usi
         while j < text.len() && j - i < 4 && text.get(j).is_some_and(|b| b & 0xC0 == 0x80) {
             j += 1;
         }
-        let ch = text.get(i..j).unwrap_or_default();
+        let ch = crate::bytes::prefix(crate::bytes::suffix(text, i), j - i);
         match p.lookup(ch, b"") {
             Some(id) => push(out, id)?,
             None => {
@@ -124,7 +124,7 @@ pub(super) fn encode(p: &Pieces<'_>, text: &[u8], out: &mut [u32]) -> Result<usi
         }
         i = j;
     }
-    let ids = out.get_mut(..n).unwrap_or_default();
+    let ids = crate::bytes::prefix_mut(out, n);
     Ok(merge(p, ids))
 }
 

@@ -33,7 +33,7 @@ impl Utf8Stream {
                 bytes = rest;
                 let need = char_len(self.pending.first().copied().unwrap_or(0));
                 if self.len >= need {
-                    match core::str::from_utf8(self.pending.get(..need).unwrap_or(&[])) {
+                    match core::str::from_utf8(crate::bytes::prefix(&self.pending, need)) {
                         Ok(s) => out(s),
                         Err(_) => out(REPLACEMENT),
                     }
@@ -56,7 +56,7 @@ impl Utf8Stream {
                     match e.error_len() {
                         Some(bad) => {
                             out(REPLACEMENT);
-                            bytes = rest.get(bad..).unwrap_or(&[]);
+                            bytes = crate::bytes::suffix(rest, bad);
                         }
                         None => {
                             // An unfinished character at the end: keep it.

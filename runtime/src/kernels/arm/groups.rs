@@ -1,0 +1,225 @@
+//! The assembly loops over a row's whole Q8/Q4 groups on Cortex-M4/M7 with
+//! an FPU: each group's exact integer sum (SXTB16/UXTB16 + SMLAD against the
+//! activations' halfword pairs), converted, scaled and added in group order.
+
+use core::arch::asm;
+
+/// Sixteen int8 multiply-adds into `{isum}`: per four weights one load,
+/// two unpacks (SXTB16), one double-word load of activation pairs and two
+/// dual 16-bit multiply-adds (SMLAD).
+macro_rules! mac16 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "sxtb16 {a}, {w}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "sxtb16 {a}, {w}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+        )
+    };
+}
+
+/// The loop over a row's whole groups shared by the Q8 and Q4 kernels:
+/// per group `{isum}` is cleared, `$body` accumulates the group's exact
+/// integer sum into it, and the sum is converted, multiplied by the weight
+/// scale (`$scale` loads it into `s1` as f32, with `{w}` free) times the
+/// activation scale and added with VMLA (the product rounded, then the sum,
+/// as the portable loop does). `$ops` are the body's own operands.
+macro_rules! scaled_groups {
+    (ws: $ws:expr, xs: $xs:expr, groups: $groups:expr, scale: $scale:expr,
+     body: [$($body:expr),* $(,)?], ops: [$($ops:tt)*]) => {{
+        let acc: u32;
+        asm!(
+            "vmov s3, {acc}",
+            "2:",
+            "movs {isum}, #0",
+            $($body,)*
+            "vmov s0, {isum}",
+            "vcvt.f32.s32 s0, s0",
+            $scale,
+            "vldmia {xsp}!, {{s2}}",
+            "vmul.f32 s1, s1, s2",
+            "vmla.f32 s3, s0, s1",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vmov {acc}, s3",
+            acc = inout(reg) 0u32 => acc,
+            wsp = inout(reg) $ws => _,
+            xsp = inout(reg) $xs => _,
+            n = inout(reg) $groups => _,
+            isum = out(reg) _,
+            w = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            a = out(reg) _,
+            $($ops)*
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            options(readonly, nostack),
+        );
+        f32::from_bits(acc)
+    }};
+}
+
+/// Loads the next half-precision weight scale into `s1` for
+/// [`scaled_groups`].
+macro_rules! scale_f16 {
+    () => {
+        "ldrh {w}, [{wsp}], #2\nvmov s1, {w}\nvcvtb.f32.f16 s1, s1"
+    };
+}
+
+/// Loads the next f32 weight scale into `s1` for [`scaled_groups`].
+macro_rules! scale_f32 {
+    () => {
+        "ldr {w}, [{wsp}], #4\nvmov s1, {w}"
+    };
+}
+
+/// The Q8 group body: `n16` runs of [`mac16`].
+macro_rules! q8_groups {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $n16:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: ["mov {k}, {n16}", "3:", mac16!(), "subs {k}, {k}, #1", "bne 3b"],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _, n16 = in(reg) $n16, k = out(reg) _,]
+        )
+    };
+}
+
+/// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
+/// of `16 · n16` weights of one Q8 row, with half-precision weight scales:
+/// each group's exact integer sum is converted, scaled and added in group
+/// order with the portable loop's roundings (VMLA rounds the product, then
+/// the sum).
+///
+/// # Safety
+/// `w` points at `16 · n16 · groups` readable bytes, `x` at `8 · n16 ·
+/// groups` word-aligned pair words, `ws` at `groups` little-endian halves,
+/// `xs` at `groups` f32s. (LDR and LDRH may be unaligned on Armv7E-M.)
+#[inline(always)]
+pub unsafe fn q8_groups_f16(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    groups: usize,
+    n16: usize,
+) -> f32 {
+    q8_groups!(w, x, ws, xs, groups, n16, scale_f16!())
+}
+
+/// [`q8_groups_f16`] with f32 weight scales (`ws` at `groups` f32s).
+///
+/// # Safety
+/// As [`q8_groups_f16`].
+#[inline(always)]
+pub unsafe fn q8_groups_f32(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    groups: usize,
+    n16: usize,
+) -> f32 {
+    q8_groups!(w, x, ws, xs, groups, n16, scale_f32!())
+}
+
+/// Eight Q4 multiply-adds into `{isum}` (unsigned nibbles times int8
+/// activations in the Q4 pair order): one word of weights, its low nibbles
+/// masked and unpacked (UXTB16) against the even elements' pairs, then its
+/// high nibbles against the odd ones'.
+macro_rules! mac8_q4 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "and {t}, {w}, #0x0F0F0F0F\n",
+            "uxtb16 {a}, {t}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "uxtb16 {a}, {t}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            "lsr {t}, {w}, #4\n",
+            "and {t}, {t}, #0x0F0F0F0F\n",
+            "uxtb16 {a}, {t}\n",
+            "smlad {isum}, {a}, {x0}, {isum}\n",
+            "uxtb16 {a}, {t}, ror #8\n",
+            "smlad {isum}, {a}, {x1}, {isum}\n",
+        )
+    };
+}
+
+/// The Q4 group body for groups of 32: four runs of [`mac8_q4`], then the
+/// `− 8 · Σ x` of the group (nibbles hold `q + 8`).
+macro_rules! q4_groups32 {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $xsum:expr, $groups:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: [
+                mac8_q4!(), mac8_q4!(), mac8_q4!(), mac8_q4!(),
+                "ldr {t}, [{sump}], #4", "sub {isum}, {isum}, {t}, lsl #3",
+            ],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _,
+                  sump = inout(reg) $xsum => _, t = out(reg) _,]
+        )
+    };
+}
+
+/// `Σ_g (isum_g − 8 · xsum_g) · (w_scale_g · x_scale_g)` over `groups ≥ 1`
+/// whole groups of 32 weights of one Q4 row (16 bytes each), with
+/// half-precision weight scales, in group order with the portable loop's
+/// roundings.
+///
+/// # Safety
+/// `w` points at `16 · groups` readable bytes, `x` at `16 · groups`
+/// word-aligned Q4 pair words, `ws` at `groups` little-endian halves, `xs`
+/// at `groups` f32s and `xsum` at `groups` i32s.
+#[inline(always)]
+pub unsafe fn q4_groups32_f16(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    xsum: *const i32,
+    groups: usize,
+) -> f32 {
+    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f16!())
+}
+
+/// [`q4_groups32_f16`] with f32 weight scales (`ws` at `groups` f32s).
+///
+/// # Safety
+/// As [`q4_groups32_f16`].
+#[inline(always)]
+pub unsafe fn q4_groups32_f32(
+    w: *const u8,
+    x: *const u32,
+    ws: *const u8,
+    xs: *const f32,
+    xsum: *const i32,
+    groups: usize,
+) -> f32 {
+    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f32!())
+}

@@ -1,0 +1,144 @@
+//! Cortex-M4/M7 (Armv7E-M) versions of the hottest scalar operations, with
+//! the same results as the portable code: an exact integer dot product on
+//! the DSP extension (SXTB16 + SMLAD: four int8 multiply-adds per two
+//! instructions) and the FPU's exact half → single conversion.
+
+use core::arch::asm;
+
+#[cfg(thinkling_arm_fp16)]
+mod attention;
+#[cfg(thinkling_arm_fp16)]
+mod groups;
+#[cfg(thinkling_arm_fp16)]
+pub(super) mod rows;
+
+#[cfg(thinkling_arm_fp16)]
+pub use attention::attend_head_f16;
+
+/// `acc + Σ w_i · x_i` of four int8 pairs packed little-endian in `w`, `x`.
+/// Products are at most 128 · 128, so the dual 16-bit multiply-adds never
+/// overflow.
+#[inline(always)]
+fn smlad4(acc: i32, w: u32, x: u32) -> i32 {
+    let out: i32;
+    // SAFETY: register-only DSP instructions; no memory or stack access.
+    unsafe {
+        asm!(
+            "sxtb16 {w02}, {w}",
+            "sxtb16 {w13}, {w}, ror #8",
+            "sxtb16 {x02}, {x}",
+            "sxtb16 {x13}, {x}, ror #8",
+            "smlad {acc}, {w02}, {x02}, {acc}",
+            "smlad {acc}, {w13}, {x13}, {acc}",
+            w = in(reg) w,
+            x = in(reg) x,
+            w02 = out(reg) _,
+            w13 = out(reg) _,
+            x02 = out(reg) _,
+            x13 = out(reg) _,
+            acc = inout(reg) acc => out,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+#[inline(always)]
+fn word(b: &[u8]) -> u32 {
+    match b {
+        [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn word_i8(b: &[i8]) -> u32 {
+    match b {
+        [a, b, c, d] => u32::from_le_bytes([*a as u8, *b as u8, *c as u8, *d as u8]),
+        _ => 0,
+    }
+}
+
+/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
+#[inline(always)]
+pub fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
+    let wc = w.chunks_exact(8);
+    let xc = x.chunks_exact(8);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    let mut acc = 0i32;
+    for (a, b) in wc.zip(xc) {
+        let (a0, a1) = a.split_at(4);
+        let (b0, b1) = b.split_at(4);
+        acc = smlad4(acc, word(a0), word_i8(b0));
+        acc = smlad4(acc, word(a1), word_i8(b1));
+    }
+    for (a, b) in wr.iter().zip(xr) {
+        acc += (*a as i8 as i32) * (*b as i32);
+    }
+    acc
+}
+
+/// Exact IEEE half → single conversion by the FPU (`vcvtb.f32.f16`; the
+/// FPSCR's AHP bit is 0 from reset, so the format is IEEE half).
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let out: u32;
+    // SAFETY: register-only FPU instructions on a scratch register that is
+    // declared clobbered; no memory or stack access.
+    unsafe {
+        asm!(
+            "vmov s15, {h}",
+            "vcvtb.f32.f16 s15, s15",
+            "vmov {o}, s15",
+            h = in(reg) h as u32,
+            o = out(reg) out,
+            out("s15") _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    f32::from_bits(out)
+}
+
+/// `acc + Σ w_i · x_i` of four int8 weights packed in `w` and their
+/// activations as SXTB16 pairs (`x02` elements 0 and 2, `x13` 1 and 3).
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+fn smlad_pairs(acc: i32, w: u32, x02: u32, x13: u32) -> i32 {
+    let out: i32;
+    // SAFETY: register-only DSP instructions; no memory or stack access.
+    unsafe {
+        asm!(
+            "sxtb16 {a}, {w}",
+            "smlad {acc}, {a}, {x02}, {acc}",
+            "sxtb16 {a}, {w}, ror #8",
+            "smlad {acc}, {a}, {x13}, {acc}",
+            w = in(reg) w,
+            x02 = in(reg) x02,
+            x13 = in(reg) x13,
+            a = out(reg) _,
+            acc = inout(reg) acc => out,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// Exact `Σ w·x` of a short group: whole words of weights against their
+/// activation pairs, the last one to three elements from `xq`.
+#[cfg(thinkling_arm_fp16)]
+#[inline]
+pub fn dot_i8_pairs_tail(w: &[u8], pairs: &[u32], xq: &[i8]) -> i32 {
+    let n = w.len().min(xq.len());
+    let words = n / 4;
+    let mut acc = 0i32;
+    for (wb, p) in w.chunks_exact(4).take(words).zip(pairs.chunks_exact(2)) {
+        if let [x02, x13] = p {
+            acc = smlad_pairs(acc, word(wb), *x02, *x13);
+        }
+    }
+    for (a, b) in w.iter().zip(xq).take(n).skip(words * 4) {
+        acc += (*a as i8 as i32) * (*b as i32);
+    }
+    acc
+}

@@ -1,0 +1,390 @@
+//! The kernels callers use, and the one place that picks the fastest code
+//! for the target: each operation asks the target's [`native`] table first
+//! and falls back to the [`super::portable`] kernel, which computes the same
+//! bits. x86-64 chooses at run time (CPUID: AVX2, F16C); Cortex-M4/M7 at
+//! build time (`build.rs` sets `thinkling_arm_dsp` and, with the FPU,
+//! `thinkling_arm_fp16`); every other target has no native kernels.
+
+use super::activations::{Operands, QuantizedActivations, TokenActivations};
+use super::portable;
+use super::view::{F16Scales, F32Scales, Scales, TensorView};
+use super::Mismatch;
+use crate::format::{DType, ScaleType};
+
+/// `out[r] = Σ_c w[r, c] · x[c]` for every row (F32/F16 weights read in
+/// place, Q8/Q4 through `acts`, which is re-quantized from `x`). `out`
+/// needs one entry per row and `x` at least one per column.
+pub fn matvec(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+    acts: &mut QuantizedActivations<'_>,
+) -> Result<(), Mismatch> {
+    match w.dtype {
+        DType::F32 | DType::F16 => matvec_float(out, w, x),
+        DType::Q8 | DType::Q4 => {
+            acts.quantize_for(x, w.group as usize, w.dtype);
+            matvec_quantized(out, w, acts)
+        }
+    }
+}
+
+/// Matvec of an F32/F16 tensor.
+#[inline]
+pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) -> Result<(), Mismatch> {
+    let x = portable::check_float(out, w, x)?;
+    if !(w.dtype == DType::F32 && native::matvec_f32(out, w.data, x)) {
+        portable::float_rows(out, w, x);
+    }
+    Ok(())
+}
+
+/// Matvec of a Q8/Q4 tensor with activations already quantized for it
+/// ([`QuantizedActivations::holds`]).
+#[inline]
+pub fn matvec_quantized(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+) -> Result<(), Mismatch> {
+    let ops = acts.operands(out.len(), w)?;
+    match w.scale_type {
+        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
+        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
+    }
+    Ok(())
+}
+
+#[inline]
+fn quantized_rows<S: Scales>(out: &mut [f32], w: &TensorView<'_>, ops: &Operands<'_>, s: &S) {
+    if !native::quantized_rows(out, w, ops, s) {
+        portable::quantized_rows(out, w, ops, s);
+    }
+}
+
+/// `out[t · out_stride + r] = row r · token t` for every token, with a kernel
+/// that reads each block of weights once for several tokens; each output is
+/// bit for bit [`matvec_quantized`]'s. Returns false (nothing written) where
+/// no such kernel applies (the caller then runs one matvec per token).
+pub(crate) fn matmul_quantized(
+    out: &mut [f32],
+    out_stride: usize,
+    w: &TensorView<'_>,
+    acts: &TokenActivations<'_>,
+) -> bool {
+    let group = w.group as usize;
+    if w.dtype != DType::Q8 || group == 0 || acts.group != group || acts.len < w.cols() {
+        return false;
+    }
+    match w.scale_type {
+        ScaleType::F32 => native::matmul_q8(out, out_stride, w, acts, &F32Scales(w.scales)),
+        ScaleType::F16 => native::matmul_q8(out, out_stride, w, acts, &F16Scales(w.scales)),
+    }
+}
+
+/// One attention head over an f32 KV cache with the target's fastest code:
+/// scores of `q` against the keys of every position (`scores.len()` of
+/// them, position `p` at `keys[p · kv_dim + off..][..q.len()]`), scaled by
+/// `scale`, softmax, and the score-weighted sum of the values into `out`.
+/// Returns false (nothing done) where there is no such code; the caller then
+/// runs the portable loop ([`super::nn::attend`]), which computes the same
+/// bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_head_f32(
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: &[f32],
+    values: &[f32],
+    kv_dim: usize,
+    off: usize,
+    scale: f32,
+) -> bool {
+    native::attend_head_f32(q, out, scores, keys, values, kv_dim, off, scale)
+}
+
+/// [`attend_head_f32`] over an f16 KV cache (bit patterns).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_head_f16(
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: &[u16],
+    values: &[u16],
+    kv_dim: usize,
+    off: usize,
+    scale: f32,
+) -> bool {
+    native::attend_head_f16(q, out, scores, keys, values, kv_dim, off, scale)
+}
+
+/// In-place softmax: max-subtracted [`super::exp`], the sum over
+/// [`super::LANES`] lane accumulators combined in the fixed order (so it
+/// vectorizes and every target adds in the same order), then scaled by its
+/// inverse.
+pub fn softmax(x: &mut [f32]) {
+    if !native::softmax(x) {
+        super::nn::softmax_body(x);
+    }
+}
+
+/// Exact IEEE half → single conversion without branches on the value (so it
+/// vectorizes): the magnitude bits are shifted into place and rescaled by
+/// 2^112, which also maps half subnormals exactly; infinities and NaNs are
+/// patched with a select. Cortex-M4/M7 with an FPU convert in hardware.
+#[inline(always)]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+    {
+        super::arm::f16_bits_to_f32(h)
+    }
+    #[cfg(not(all(target_arch = "arm", thinkling_arm_fp16)))]
+    {
+        portable::f16_bits_to_f32_soft(h)
+    }
+}
+
+/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations (the DSP
+/// extension's SXTB16 + SMLAD on Cortex-M4/M7).
+#[inline(always)]
+pub(crate) fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+    {
+        super::arm::dot_i8(w, x)
+    }
+    #[cfg(not(all(target_arch = "arm", thinkling_arm_dsp)))]
+    {
+        portable::dot_i8_soft(w, x)
+    }
+}
+
+/// The native kernels of x86-64: AVX2 (and F16C), detected at run time.
+#[cfg(target_arch = "x86_64")]
+mod native {
+    use super::super::x86;
+    use super::*;
+
+    pub fn matvec_f32(out: &mut [f32], data: &[u8], x: &[f32]) -> bool {
+        x86::matvec_f32(out, data, x)
+    }
+
+    pub fn quantized_rows<S: Scales>(
+        out: &mut [f32],
+        w: &TensorView<'_>,
+        o: &Operands<'_>,
+        s: &S,
+    ) -> bool {
+        let (cols, n) = (w.cols(), s.len());
+        match w.dtype {
+            DType::Q8 => x86::matvec_q8(out, w.data, cols, s, n, o.group, o.xq, o.xs),
+            DType::Q4 => x86::matvec_q4(out, w.data, cols, s, n, o.group, o.split, o.xs, o.xsum),
+            DType::F32 | DType::F16 => false,
+        }
+    }
+
+    pub fn matmul_q8<S: Scales>(
+        out: &mut [f32],
+        out_stride: usize,
+        w: &TensorView<'_>,
+        a: &TokenActivations<'_>,
+        s: &S,
+    ) -> bool {
+        let (cols, group) = (w.cols(), w.group as usize);
+        x86::matmul_q8(
+            out,
+            out_stride,
+            a.tokens,
+            w.data,
+            cols,
+            s,
+            s.len(),
+            group,
+            a.q,
+            a.q_stride,
+            a.scales,
+            a.s_stride,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f32(
+        q: &[f32],
+        out: &mut [f32],
+        scores: &mut [f32],
+        keys: &[f32],
+        values: &[f32],
+        kv_dim: usize,
+        off: usize,
+        scale: f32,
+    ) -> bool {
+        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f16(
+        q: &[f32],
+        out: &mut [f32],
+        scores: &mut [f32],
+        keys: &[u16],
+        values: &[u16],
+        kv_dim: usize,
+        off: usize,
+        scale: f32,
+    ) -> bool {
+        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+
+    pub fn softmax(x: &mut [f32]) -> bool {
+        x86::softmax(x)
+    }
+}
+
+/// The native kernels of Cortex-M4/M7 (Armv7E-M): the DSP extension's Q8/Q4
+/// row loops and the FPU's half-precision attention, where the FPU exists.
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+mod native {
+    use super::*;
+
+    pub fn matvec_f32(_: &mut [f32], _: &[u8], _: &[f32]) -> bool {
+        false
+    }
+
+    #[cfg(thinkling_arm_fp16)]
+    pub fn quantized_rows<S: Scales>(
+        out: &mut [f32],
+        w: &TensorView<'_>,
+        o: &Operands<'_>,
+        s: &S,
+    ) -> bool {
+        super::super::arm::rows::quantized_rows(out, w, o, s)
+    }
+
+    #[cfg(not(thinkling_arm_fp16))]
+    pub fn quantized_rows<S: Scales>(
+        _: &mut [f32],
+        _: &TensorView<'_>,
+        _: &Operands<'_>,
+        _: &S,
+    ) -> bool {
+        false
+    }
+
+    pub fn matmul_q8<S: Scales>(
+        _: &mut [f32],
+        _: usize,
+        _: &TensorView<'_>,
+        _: &TokenActivations<'_>,
+        _: &S,
+    ) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f32(
+        _: &[f32],
+        _: &mut [f32],
+        _: &mut [f32],
+        _: &[f32],
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: f32,
+    ) -> bool {
+        false
+    }
+
+    #[cfg(thinkling_arm_fp16)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f16(
+        q: &[f32],
+        out: &mut [f32],
+        scores: &mut [f32],
+        keys: &[u16],
+        values: &[u16],
+        kv_dim: usize,
+        off: usize,
+        scale: f32,
+    ) -> bool {
+        super::super::arm::attend_head_f16(q, out, scores, keys, values, kv_dim, off, scale)
+    }
+
+    #[cfg(not(thinkling_arm_fp16))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f16(
+        _: &[f32],
+        _: &mut [f32],
+        _: &mut [f32],
+        _: &[u16],
+        _: &[u16],
+        _: usize,
+        _: usize,
+        _: f32,
+    ) -> bool {
+        false
+    }
+
+    pub fn softmax(_: &mut [f32]) -> bool {
+        false
+    }
+}
+
+/// Every other target: no native kernels, the portable ones run.
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", thinkling_arm_dsp))))]
+mod native {
+    use super::*;
+
+    pub fn matvec_f32(_: &mut [f32], _: &[u8], _: &[f32]) -> bool {
+        false
+    }
+
+    pub fn quantized_rows<S: Scales>(
+        _: &mut [f32],
+        _: &TensorView<'_>,
+        _: &Operands<'_>,
+        _: &S,
+    ) -> bool {
+        false
+    }
+
+    pub fn matmul_q8<S: Scales>(
+        _: &mut [f32],
+        _: usize,
+        _: &TensorView<'_>,
+        _: &TokenActivations<'_>,
+        _: &S,
+    ) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f32(
+        _: &[f32],
+        _: &mut [f32],
+        _: &mut [f32],
+        _: &[f32],
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: f32,
+    ) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_head_f16(
+        _: &[f32],
+        _: &mut [f32],
+        _: &mut [f32],
+        _: &[u16],
+        _: &[u16],
+        _: usize,
+        _: usize,
+        _: f32,
+    ) -> bool {
+        false
+    }
+
+    pub fn softmax(_: &mut [f32]) -> bool {
+        false
+    }
+}

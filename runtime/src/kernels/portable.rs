@@ -1,0 +1,245 @@
+//! The portable kernels: plain Rust in the fixed summation order of the
+//! module docs. Every native kernel computes these results bit for bit (the
+//! unit tests compare them); the dispatch falls back to them wherever no
+//! native kernel applies.
+
+use super::activations::{Operands, QuantizedActivations};
+use super::dispatch::{dot_i8, f16_bits_to_f32};
+use super::view::{le_f32, le_u16, F16Scales, F32Scales, Scales, TensorView};
+use super::{Mismatch, LANES};
+use crate::format::{DType, ScaleType};
+
+/// The portable body of [`f16_bits_to_f32`].
+#[inline(always)]
+pub fn f16_bits_to_f32_soft(h: u16) -> f32 {
+    let h = h as u32;
+    let mag = (h & 0x7fff) << 13;
+    let scaled = f32::from_bits(mag) * f32::from_bits(0x7780_0000); // 2^112
+    let v = if h & 0x7c00 == 0x7c00 {
+        f32::from_bits(mag | 0x7f80_0000)
+    } else {
+        scaled
+    };
+    f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
+}
+
+#[inline(always)]
+pub(crate) fn combine(acc: [f32; LANES]) -> f32 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+}
+
+/// `Σ a[i]·b[i]` over the shorter length, in the fixed order described in the
+/// module docs.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let ac = a.chunks_exact(LANES);
+    let bc = b.chunks_exact(LANES);
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    let mut sum = combine(acc);
+    for (x, y) in ar.iter().zip(br) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Dot product of an f32 row stored as little-endian bytes with `x`.
+#[inline]
+fn dot_f32_bytes(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let wc = w.chunks_exact(4 * LANES);
+    let xc = x.chunks_exact(LANES);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (wb, xb) in wc.zip(xc) {
+        for ((s, b), x) in acc.iter_mut().zip(wb.chunks_exact(4)).zip(xb) {
+            *s += le_f32(b) * x;
+        }
+    }
+    let mut sum = combine(acc);
+    for (b, x) in wr.chunks_exact(4).zip(xr) {
+        sum += le_f32(b) * x;
+    }
+    sum
+}
+
+/// Dot product of an f16 row stored as little-endian bytes with `x`.
+#[inline]
+fn dot_f16_bytes(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let wc = w.chunks_exact(2 * LANES);
+    let xc = x.chunks_exact(LANES);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (wb, xb) in wc.zip(xc) {
+        for ((s, b), x) in acc.iter_mut().zip(wb.chunks_exact(2)).zip(xb) {
+            *s += f16_bits_to_f32(le_u16(b)) * x;
+        }
+    }
+    let mut sum = combine(acc);
+    for (b, x) in wr.chunks_exact(2).zip(xr) {
+        sum += f16_bits_to_f32(le_u16(b)) * x;
+    }
+    sum
+}
+
+/// [`super::matvec_float`] without target-specific code paths.
+pub fn matvec_float_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+) -> Result<(), Mismatch> {
+    let x = check_float(out, w, x)?;
+    float_rows(out, w, x);
+    Ok(())
+}
+
+/// The checks of a float matvec: `w` is F32/F16, `out` has one entry per
+/// row, the data holds every row and `x` at least `cols` entries (returns
+/// its first `cols`).
+#[inline]
+pub(crate) fn check_float<'x>(
+    out: &[f32],
+    w: &TensorView<'_>,
+    x: &'x [f32],
+) -> Result<&'x [f32], Mismatch> {
+    if !matches!(w.dtype, DType::F32 | DType::F16) {
+        return Err(Mismatch("a quantized tensor through the float kernels"));
+    }
+    if out.len() != w.rows() {
+        return Err(Mismatch("output length differs from the tensor's rows"));
+    }
+    if w.data.len() < w.rows().saturating_mul(w.row_bytes()) {
+        return Err(Mismatch("tensor data shorter than its rows"));
+    }
+    x.get(..w.cols())
+        .ok_or(Mismatch("input shorter than the tensor's columns"))
+}
+
+/// F32/F16 rows (operands checked by [`check_float`]).
+pub(crate) fn float_rows(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
+    let rb = w.row_bytes();
+    if rb == 0 {
+        out.fill(0.0); // no columns: every row sums nothing
+        return;
+    }
+    let rows = w.data.chunks_exact(rb);
+    match w.dtype {
+        DType::F32 => {
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot_f32_bytes(row, x);
+            }
+        }
+        DType::F16 => {
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot_f16_bytes(row, x);
+            }
+        }
+        DType::Q8 | DType::Q4 => {}
+    }
+}
+
+/// [`super::matvec_quantized`] without target-specific code paths.
+pub fn matvec_quantized_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+) -> Result<(), Mismatch> {
+    let ops = acts.operands(out.len(), w)?;
+    match w.scale_type {
+        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
+        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
+    }
+    Ok(())
+}
+
+/// Q8/Q4 rows, one group sum at a time (operands checked by
+/// [`QuantizedActivations::operands`]).
+pub(crate) fn quantized_rows<S: Scales>(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    ops: &Operands<'_>,
+    scales: &S,
+) {
+    let rb = w.row_bytes();
+    if rb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let rows = w.data.chunks_exact(rb);
+    let (gpr, group) = (ops.gpr, ops.group);
+    match w.dtype {
+        DType::Q8 => {
+            for (r, (o, row)) in out.iter_mut().zip(rows).enumerate() {
+                *o = dot_q8_row(row, scales, r * gpr, ops.xq, ops.xs, group);
+            }
+        }
+        DType::Q4 => {
+            for (r, (o, row)) in out.iter_mut().zip(rows).enumerate() {
+                *o = dot_q4_row(row, scales, r * gpr, ops.split, ops.xs, ops.xsum, group);
+            }
+        }
+        DType::F32 | DType::F16 => {}
+    }
+}
+
+/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
+#[inline(always)]
+#[allow(dead_code)]
+pub(crate) fn dot_i8_soft(w: &[u8], x: &[i8]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
+        .sum()
+}
+
+#[inline]
+fn dot_q8_row<S: Scales>(
+    row: &[u8],
+    scales: &S,
+    first: usize,
+    xq: &[i8],
+    xs: &[f32],
+    group: usize,
+) -> f32 {
+    let mut acc = 0f32;
+    for (g, ((wg, xg), sx)) in row.chunks(group).zip(xq.chunks(group)).zip(xs).enumerate() {
+        acc += dot_i8(wg, xg) as f32 * (scales.get(first + g) * sx);
+    }
+    acc
+}
+
+#[inline]
+fn dot_q4_row<S: Scales>(
+    row: &[u8],
+    scales: &S,
+    first: usize,
+    split: &[i8],
+    xs: &[f32],
+    xsum: &[i32],
+    group: usize,
+) -> f32 {
+    // Q4 groups have an even size, so group g starts at byte g * group / 2;
+    // `split` holds each group's even elements, then its odd ones.
+    let group_bytes = group / 2;
+    let mut acc = 0f32;
+    let groups = row
+        .chunks(group_bytes.max(1))
+        .zip(split.chunks(group))
+        .zip(xs.iter().zip(xsum));
+    for (g, ((wg, xg), (sx, sum))) in groups.enumerate() {
+        let (evens, odds) = xg.split_at(wg.len().min(xg.len()));
+        let isum: i32 = wg
+            .iter()
+            .zip(evens)
+            .zip(odds)
+            .map(|((&b, &e), &o)| (b & 0x0f) as i32 * e as i32 + (b >> 4) as i32 * o as i32)
+            .sum();
+        acc += (isum - 8 * sum) as f32 * (scales.get(first + g) * sx);
+    }
+    acc
+}
