@@ -48,6 +48,33 @@ command -v cc >/dev/null || die "no C compiler (cc) for the libcuda stub"
 command -v c++ >/dev/null || die "no C++ compiler (c++): nvcc needs one as its host compiler"
 
 # --- the toolkit, once -------------------------------------------------------
+STUB_VERSION="libcuda stub v2"
+
+# The driver stub: one function per driver entry point declared in cuda.h
+# (after its macros, so cuCtxCreate is cuCtxCreate_v2 as in the real one),
+# each returning CUDA_ERROR_STUB_LIBRARY (34), which the error functions name.
+make_stub() {
+  local r=$1 d=$1/lib/stubs
+  mkdir -p "$d"
+  {
+    echo "/* $STUB_VERSION: for linking without a driver */"
+    echo 'int cuGetErrorName(int e, const char **s) { *s = "CUDA_ERROR_STUB_LIBRARY"; return 0; }'
+    echo 'int cuGetErrorString(int e, const char **s) { *s = "no NVIDIA driver: this libcuda is the link-time stub"; return 0; }'
+    cc -E -P -I"$r/include" -x c "$r/include/cuda.h" \
+      | grep -oE '\bCUresult[[:space:]]+cu[A-Za-z0-9_]+[[:space:]]*\(' \
+      | sed -E 's/^CUresult[[:space:]]+//; s/[[:space:]]*\($//' | sort -u \
+      | grep -vxE 'cuGetErrorName|cuGetErrorString' \
+      | sed 's/.*/int &(void) { return 34; }/'
+  } >"$d/cuda_stub.c.tmp"
+  [ "$(grep -c 'return 34' "$d/cuda_stub.c.tmp")" -gt 100 ] \
+    || die "could not read the driver API from $r/include/cuda.h"
+  cc -shared -fPIC -fno-builtin -Wl,-soname,libcuda.so.1 \
+    -o "$d/libcuda.so.1.tmp" -x c "$d/cuda_stub.c.tmp"
+  mv -f "$d/libcuda.so.1.tmp" "$d/libcuda.so.1"
+  mv -f "$d/cuda_stub.c.tmp" "$d/cuda_stub.c"
+  ln -sfn libcuda.so.1 "$d/libcuda.so"
+}
+
 install_toolkit() {
   command -v python3 >/dev/null || die "python3 not found; it installs the CUDA wheels (apt-get install python3 python3-pip)"
   mkdir -p "$CACHE"
@@ -77,21 +104,7 @@ install_toolkit() {
     ln -sf "$so" "$r/lib/lib$lib.so"
   done
 
-  # The driver stub: one function per driver entry point declared in cuda.h
-  # (after its macros, so cuCtxCreate is cuCtxCreate_v2 as in the real one).
-  mkdir -p "$r/lib/stubs"
-  {
-    echo "/* libcuda stub for linking without a driver: CUDA_ERROR_STUB_LIBRARY */"
-    cc -E -P -I"$r/include" -x c "$r/include/cuda.h" \
-      | grep -oE '\bCUresult[[:space:]]+cu[A-Za-z0-9_]+[[:space:]]*\(' \
-      | sed -E 's/^CUresult[[:space:]]+//; s/[[:space:]]*\($//' | sort -u \
-      | sed 's/.*/int &(void) { return 34; }/'
-  } >"$r/lib/stubs/cuda_stub.c"
-  [ "$(grep -c 'return 34' "$r/lib/stubs/cuda_stub.c")" -gt 100 ] \
-    || die "could not read the driver API from $r/include/cuda.h"
-  cc -shared -fPIC -fno-builtin -Wl,-soname,libcuda.so.1 \
-    -o "$r/lib/stubs/libcuda.so.1" "$r/lib/stubs/cuda_stub.c"
-  ln -sf libcuda.so.1 "$r/lib/stubs/libcuda.so"
+  make_stub "$r"
 
   # Complete: publish it in one rename (an interrupted run leaves only a
   # temporary directory, removed on exit or ignored next time).
@@ -104,6 +117,7 @@ install_toolkit() {
 
 complete() { [ -x "$ROOT/bin/nvcc" ] && [ -e "$ROOT/lib/stubs/libcuda.so.1" ]; }
 complete || install_toolkit
+grep -qF "$STUB_VERSION" "$ROOT/lib/stubs/cuda_stub.c" 2>/dev/null || make_stub "$ROOT"
 find "$CACHE" -maxdepth 1 -name '.toolkit-*' -mmin +120 -exec rm -rf {} + 2>/dev/null || true
 
 # --- the build -----------------------------------------------------------------

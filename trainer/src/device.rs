@@ -14,10 +14,16 @@ pub fn select(name: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<Device> {
-    use anyhow::Context;
-    Device::new_cuda(0).context(
-        "--device cuda: no usable CUDA GPU (device 0 through the NVIDIA driver's libcuda.so.1)",
-    )
+    Device::new_cuda(0).map_err(|e| {
+        // The driver's answer, without the backtrace candle may attach.
+        let e = match e {
+            candle_core::Error::WithBacktrace { inner, .. } => *inner,
+            e => e,
+        };
+        anyhow::anyhow!(
+            "--device cuda: no usable CUDA GPU (device 0 through the NVIDIA driver's libcuda.so.1): {e}"
+        )
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
