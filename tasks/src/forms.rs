@@ -121,21 +121,23 @@ pub const SUB: &[Phrasing] = &[
 pub const MUL: &[Phrasing] = &[
     sym("{a}*{b}"),
     sym("{a}x{b}"),
-    sym("{a}×{b}"),
+    // Held out in both orders, as the twins of held-out forms that differ
+    // only in the order of the numbers (see `held_out_templates`).
+    held(sym("{a}×{b}")),
     sym("{b}*{a}"),
     sym("{b}x{a}"),
     expr("{a} times {b}"),
     expr("{b} times {a}"),
     expr("{a} multiplied by {b}"),
     expr("{b} multiplied by {a}"),
-    expr("the product of {a} and {b}"),
-    expr("{b} groups of {a}"),
+    held(expr("the product of {a} and {b}")),
+    held(expr("{b} groups of {a}")),
     expr("{b} lots of {a}"),
     expr("{a} lots of {b}"),
     expr("{b} sets of {a}"),
     expr("{a} sets of {b}"),
     expr("{a} repeated {b} times"),
-    cmd("Multiply {a} by {b}"),
+    held(cmd("Multiply {a} by {b}")),
     cmd("Multiply {a} and {b}"),
     cmd("Multiply {b} and {a}"),
     cmd("Find the product of {a} and {b}"),
@@ -420,8 +422,9 @@ fn template(p: &Phrasing, wr: &Wrapper) -> String {
     wr.text.replace("{lc}", p.text).replace("{}", p.text)
 }
 
-/// Every held-out template, squeezed, in both orders of its numbers. Some
-/// trained pairs write one (the trained wrapper `Find {}.` around the trained
+/// Every held-out template, squeezed, in both orders of its numbers (so that
+/// `{a}×{b}` and `{b}×{a}` fall on one side together). Some trained pairs
+/// write one (the trained wrapper `Find {}.` around the trained
 /// `the sum of {a} and {b}` is the held-out command `Find the sum of {a} and
 /// {b}`): training never draws those pairs.
 fn held_out_templates() -> &'static std::collections::HashSet<String> {
