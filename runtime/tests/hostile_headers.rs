@@ -100,11 +100,14 @@ fn a_huge_context_is_refused_before_anything_is_planned() {
     Model::from_blob(&seal(&b)).unwrap();
 }
 
+/// A named change to a blob's header.
+type HeaderEdit = (&'static str, fn(&mut runtime::ModelConfig));
+
 #[test]
 fn huge_dimensions_with_small_tensors_are_refused() {
     let bytes = base();
     let b = blob::parse(&bytes).unwrap();
-    let cases: [(&str, fn(&mut runtime::ModelConfig)); 8] = [
+    let cases: [HeaderEdit; 8] = [
         ("dim", |c| c.dim = 1 << 24),
         ("dim max", |c| c.dim = u32::MAX),
         ("hidden", |c| c.hidden_dim = 1 << 24),
