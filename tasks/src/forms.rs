@@ -60,6 +60,17 @@ const fn held(p: Phrasing) -> Phrasing {
     }
 }
 
+impl Phrasing {
+    /// The wrappers this phrasing takes: commands stand alone.
+    pub fn wrappers(&self) -> &'static [Wrapper] {
+        if self.command {
+            COMMAND_WRAPPERS
+        } else {
+            EXPRESSION_WRAPPERS
+        }
+    }
+}
+
 /// `a + b`.
 pub const ADD: &[Phrasing] = &[
     sym("{a}+{b}"),
@@ -395,22 +406,14 @@ fn form_texts(op: Op, a: u64, b: u64, forms: Forms) -> std::collections::HashSet
     let mut out = std::collections::HashSet::new();
     for (x, y) in [(a, b), (b, a)] {
         for p in phrasings(op) {
-            let core = p
-                .text
-                .replace("{a}", &x.to_string())
-                .replace("{b}", &y.to_string());
-            let wrappers = if p.command {
-                COMMAND_WRAPPERS
-            } else {
-                EXPRESSION_WRAPPERS
-            };
-            for wr in wrappers {
+            for wr in p.wrappers() {
                 if (p.held_out || wr.held_out) != (forms == Forms::HeldOut) {
                     continue;
                 }
-                out.insert(squeeze(
-                    &wr.text.replace("{lc}", &core).replace("{}", &core),
-                ));
+                let text = template(p, wr)
+                    .replace("{a}", &x.to_string())
+                    .replace("{b}", &y.to_string());
+                out.insert(squeeze(&text));
             }
         }
     }
@@ -433,12 +436,7 @@ fn held_out_templates() -> &'static std::collections::HashSet<String> {
         let mut out = std::collections::HashSet::new();
         for op in [Op::Add, Op::Sub, Op::Mul, Op::Div] {
             for p in phrasings(op) {
-                let wrappers = if p.command {
-                    COMMAND_WRAPPERS
-                } else {
-                    EXPRESSION_WRAPPERS
-                };
-                for wr in wrappers.iter().filter(|wr| p.held_out || wr.held_out) {
+                for wr in p.wrappers().iter().filter(|wr| p.held_out || wr.held_out) {
                     let t = squeeze(&template(p, wr));
                     out.insert(
                         t.replace("{a}", "{x}")
@@ -468,11 +466,7 @@ pub fn render<R: Rng + ?Sized>(
     loop {
         let ps = phrasings(op);
         let p = &ps[rng.gen_range(0..ps.len())];
-        let wrappers = if p.command {
-            COMMAND_WRAPPERS
-        } else {
-            EXPRESSION_WRAPPERS
-        };
+        let wrappers = p.wrappers();
         // The bare form is what people type most: a quarter of the draws.
         // A phrasing that is a question already takes no wrapper.
         let wr = if rng.gen_bool(0.25) || p.text.ends_with('?') {
