@@ -132,9 +132,7 @@ pub const SUB: &[Phrasing] = &[
 pub const MUL: &[Phrasing] = &[
     sym("{a}*{b}"),
     sym("{a}x{b}"),
-    // Held out in both orders, as the twins of held-out forms that differ
-    // only in the order of the numbers (see `held_out_templates`).
-    held(sym("{a}×{b}")),
+    sym("{a}×{b}"),
     sym("{b}*{a}"),
     sym("{b}x{a}"),
     expr("{a} times {b}"),
@@ -154,7 +152,9 @@ pub const MUL: &[Phrasing] = &[
     cmd("Find the product of {a} and {b}"),
     cmd("Take {a} {b} times"),
     cmd("Times {a} by {b}"),
-    held(sym("{b}×{a}")),
+    sym("{b}×{a}"),
+    // Held out in both orders, as the twins of held-out forms that differ
+    // only in the order of the numbers (see `held_out_templates`).
     held(expr("{a} groups of {b}")),
     held(cmd("Multiply {b} by {a}")),
     held(expr("the product of {b} and {a}")),
@@ -247,7 +247,8 @@ pub const EXPRESSION_WRAPPERS: &[Wrapper] = &[
     w("{} equals what?"),
     w("Solve this: {}"),
     w("I need {}."),
-    held_w("How much is {}?"),
+    w("How much is {}?"),
+    held_w("Tell me what {} is."),
     held_w("{} = ?"),
     held_w("Work out {}."),
     held_w("Please calculate {}"),
