@@ -21,11 +21,31 @@ pub const MAX_DIGITS: u32 = 4;
 pub const SMALL: std::ops::RangeInclusive<u64> = 2..=9;
 
 /// A number with a uniformly drawn count of 1..=4 digits, so that short
-/// operands are as common as long ones.
+/// operands are as common as long ones. One in eight is a number people
+/// like to type and uniform draws almost never give: a run of one digit
+/// (`999`, `55`), a round number (`300`, `1000`) or one below it (`99`,
+/// `4999`). Copying `999` digit for digit is where a small model miscounts.
 fn operand<R: Rng + ?Sized>(rng: &mut R) -> u64 {
     let d = rng.gen_range(1..=MAX_DIGITS);
+    if d > 1 && rng.gen_bool(0.125) {
+        return round_number(rng, d);
+    }
     let lo = if d == 1 { 0 } else { 10u64.pow(d - 1) };
     rng.gen_range(lo..10u64.pow(d))
+}
+
+/// A `d`-digit (`d` ≥ 2) run of one digit, round number, or round number
+/// minus one.
+fn round_number<R: Rng + ?Sized>(rng: &mut R, d: u32) -> u64 {
+    let lead = rng.gen_range(1..=9u64);
+    let unit = 10u64.pow(d - 1);
+    match rng.gen_range(0..3u32) {
+        0 => lead * (10u64.pow(d) - 1) / 9,
+        1 => lead * unit,
+        // `lead·10^(d-1) - 1` has d-1 digits when lead is 1: take d nines then.
+        _ if lead == 1 => 10u64.pow(d) - 1,
+        _ => lead * unit - 1,
+    }
 }
 
 /// The operation of a task.
@@ -73,5 +93,26 @@ pub(crate) fn sample<R: Rng + ?Sized>(rng: &mut R, kind: TaskKind, forms: Forms)
         think,
         answer: value.to_string(),
         form,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn round_numbers_have_the_digits_asked_for() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let d = rng.gen_range(2..=MAX_DIGITS);
+            let n = round_number(&mut rng, d);
+            assert_eq!(crate::columns::digits(n), d as usize, "{n}");
+            seen.insert(n);
+        }
+        for n in [99, 999, 9999, 55, 300, 1000, 4999] {
+            assert!(seen.contains(&n), "{n} never drawn");
+        }
     }
 }
