@@ -75,6 +75,26 @@ pub fn small_config() -> ModelConfig {
     }
 }
 
+/// The small shape of the engine's own tests: dim 32, 2 layers, 4 heads,
+/// 2 kv heads, hidden 44, vocab 300, context 24; embeddings tied unless
+/// the model is a mixture of experts (`moe`).
+pub fn test_config(moe: Option<MoeConfig>) -> ModelConfig {
+    ModelConfig {
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        hidden_dim: 44,
+        vocab_size: 300,
+        max_seq_len: 24,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 5.0,
+        tied_embeddings: moe.is_none(),
+        moe,
+    }
+}
+
 /// A tensor's id, dtype, rows, cols, group, data and scales, owned.
 type OwnedTensor = (TensorId, DType, u32, u32, u32, Vec<u8>, Vec<u8>);
 

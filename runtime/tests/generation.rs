@@ -148,7 +148,7 @@ fn same_seed_same_tokens() {
 fn blob_without_tokenizer_runs_from_ids() {
     let c = ModelConfig {
         vocab_size: 200,
-        ..small_test_config(None)
+        ..test_config(None)
     };
     let blob = testing::random_blob(&c, DType::F16, 0, 14).unwrap();
     let model = Model::from_blob(&blob).unwrap();

@@ -254,22 +254,7 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     }
 }
 
-pub fn small_test_config(moe: Option<MoeConfig>) -> ModelConfig {
-    ModelConfig {
-        dim: 32,
-        n_layers: 2,
-        n_heads: 4,
-        n_kv_heads: 2,
-        hidden_dim: 44,
-        vocab_size: 300,
-        max_seq_len: 24,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-        embedding_scale: 5.0,
-        tied_embeddings: moe.is_none(),
-        moe,
-    }
-}
+pub use runtime::testing::test_config;
 
 pub const A: u32 = special::FIRST_BYTE + b'a' as u32;
 pub const Q: u32 = special::FIRST_BYTE + b'q' as u32;
