@@ -3,6 +3,7 @@
 use core::arch::x86_64::*;
 
 use super::{avx2, f16c, lanes};
+use crate::kernels::nn::Head;
 use crate::kernels::portable::combine;
 use crate::kernels::LANES;
 
@@ -35,22 +36,19 @@ impl KvElem for u16 {
 }
 
 /// One attention head: `scores[p] = dot(q, key p) · scale` for every cached
-/// position, softmax, then `out = Σ_p scores[p] · value p`, the key/value of
-/// position `p` being `rows[p · kv_dim + off ..][..q.len()]`. Same sums as
-/// the portable code (8 lanes per dot product, combined in the fixed order;
-/// each output element summed over positions in order). Needs
+/// position, softmax, then `out = Σ_p scores[p] · value p` ([`Head`]). Same
+/// sums as the portable code (8 lanes per dot product, combined in the fixed
+/// order; each output element summed over positions in order). Needs
 /// `q.len() % 8 == 0`; returns false (nothing done) when it does not apply.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_head<T: KvElem>(
-    q: &[f32],
-    out: &mut [f32],
-    scores: &mut [f32],
-    keys: &[T],
-    values: &[T],
-    kv_dim: usize,
-    off: usize,
-    scale: f32,
-) -> bool {
+pub(crate) fn attend_head<T: KvElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) -> bool {
+    let Head {
+        q,
+        keys,
+        values,
+        kv_dim,
+        off,
+        scale,
+    } = *h;
     let hd = q.len();
     let n = scores.len();
     if hd == 0

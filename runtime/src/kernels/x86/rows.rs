@@ -1,0 +1,132 @@
+//! The AVX2 row driver the Q8 and Q4 matvecs share: four rows per pass
+//! (their group sums side by side in one `__m128`), then the rows left one
+//! at a time; each group's exact integer sum is converted, multiplied by
+//! `w_scale · x_scale` and added in group order, as the portable loop does.
+//! What differs between the formats is [`GroupSums`].
+
+use core::arch::x86_64::*;
+
+use super::scales4;
+use crate::kernels::view::Scales;
+
+/// The exact integer sums of one quantized format's groups against the
+/// activations it holds (bias terms such as Q4's `− 8 · Σ x` included).
+pub(super) trait GroupSums {
+    /// Bytes of a row of `cols` weights.
+    fn row_bytes(&self, cols: usize) -> usize;
+    /// Whole group `g` of the four rows at `w`, as lanes 0..3.
+    unsafe fn four(&self, w: [*const u8; 4], g: usize) -> __m128i;
+    /// Whole group `g` of the row at `w`.
+    unsafe fn one(&self, w: *const u8, g: usize) -> i32;
+    /// The short last group `g` (`len` elements) of the row at `w`.
+    unsafe fn short(&self, w: *const u8, g: usize, len: usize) -> i32;
+}
+
+/// Weights and scales of a matvec: `rows` rows of `cols` weights in groups
+/// of `group` at `w`, `gpr` scales per row.
+pub(super) struct Matrix<'s, S> {
+    pub w: *const u8,
+    pub rows: usize,
+    pub cols: usize,
+    pub group: usize,
+    pub scales: &'s S,
+}
+
+/// `out[r] = Σ_g sums(r, g) · (w_scale · xs[g])` for every row.
+#[inline(always)]
+pub(super) unsafe fn rows<K: GroupSums, S: Scales>(
+    k: &K,
+    m: &Matrix<'_, S>,
+    xs: *const f32,
+    out: *mut f32,
+) {
+    let (cols, group) = (m.cols, m.group);
+    let (gpr, full) = (cols.div_ceil(group), cols / group);
+    let rb = k.row_bytes(cols);
+    let mut r = 0;
+    while r + 4 <= m.rows {
+        let w = four_rows(m.w.add(r * rb), rb);
+        let mut acc = _mm_setzero_ps();
+        for g in 0..full {
+            let isum = _mm_cvtepi32_ps(k.four(w, g));
+            let ws = scales4(m.scales, r * gpr + g, gpr);
+            acc = _mm_add_ps(
+                acc,
+                _mm_mul_ps(isum, _mm_mul_ps(ws, _mm_set1_ps(*xs.add(g)))),
+            );
+        }
+        out.add(r)
+            .cast::<[f32; 4]>()
+            .write_unaligned(short_group(k, m, w, r, acc, xs));
+        r += 4;
+    }
+    while r < m.rows {
+        *out.add(r) = row(k, m, m.w.add(r * rb), r, xs);
+        r += 1;
+    }
+}
+
+/// The four rows starting at `w0`, `rb` bytes apart.
+#[inline(always)]
+pub(super) unsafe fn four_rows(w0: *const u8, rb: usize) -> [*const u8; 4] {
+    [w0, w0.add(rb), w0.add(2 * rb), w0.add(3 * rb)]
+}
+
+/// The sums `acc` of rows `r..r + 4` (weights at `w`) with their short last
+/// group added, if the rows have one: exact integer sum, then
+/// `isum · (scale · sx)`.
+#[inline(always)]
+pub(super) unsafe fn short_group<K: GroupSums, S: Scales>(
+    k: &K,
+    m: &Matrix<'_, S>,
+    w: [*const u8; 4],
+    r: usize,
+    acc: __m128,
+    xs: *const f32,
+) -> [f32; 4] {
+    let mut s = [0f32; 4];
+    _mm_storeu_ps(s.as_mut_ptr(), acc);
+    let (gpr, full) = (m.cols.div_ceil(m.group), m.cols / m.group);
+    if full < gpr {
+        let (sx, len) = (*xs.add(full), m.cols - full * m.group);
+        for (i, (sk, wr)) in s.iter_mut().zip(w).enumerate() {
+            let isum = k.short(wr, full, len);
+            *sk += isum as f32 * (m.scales.get((r + i) * gpr + full) * sx);
+        }
+    }
+    s
+}
+
+/// One row `r` (weights at `w`), group by group.
+#[inline(always)]
+pub(super) unsafe fn row<K: GroupSums, S: Scales>(
+    k: &K,
+    m: &Matrix<'_, S>,
+    w: *const u8,
+    r: usize,
+    xs: *const f32,
+) -> f32 {
+    let (cols, group) = (m.cols, m.group);
+    let (gpr, full) = (cols.div_ceil(group), cols / group);
+    let mut acc = 0f32;
+    for g in 0..gpr {
+        let isum = if g < full {
+            k.one(w, g)
+        } else {
+            k.short(w, g, cols - g * group)
+        };
+        acc += isum as f32 * (m.scales.get(r * gpr + g) * *xs.add(g));
+    }
+    acc
+}
+
+/// The sum of the eight i32 lanes of `v`.
+#[inline(always)]
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let h = _mm256_hadd_epi32(v, v);
+    let h = _mm256_hadd_epi32(h, h);
+    _mm_cvtsi128_si32(_mm_add_epi32(
+        _mm256_castsi256_si128(h),
+        _mm256_extracti128_si256(h, 1),
+    ))
+}
