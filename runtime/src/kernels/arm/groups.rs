@@ -97,6 +97,19 @@ macro_rules! q8_groups {
     };
 }
 
+/// The Q8 group body for groups of 32 (the default export): two runs of
+/// [`mac16`], no inner loop (its counter would cost five instructions a
+/// group and two registers).
+macro_rules! q8_groups32 {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: [mac16!(), mac16!()],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _,]
+        )
+    };
+}
+
 /// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
 /// of `16 · n16` weights of one Q8 row, with half-precision weight scales
 /// (`half`) or f32 ones: each group's exact integer sum is converted, scaled
@@ -117,10 +130,11 @@ pub unsafe fn q8_groups(
     n16: usize,
     half: bool,
 ) -> f32 {
-    if half {
-        q8_groups!(w, x, ws, xs, groups, n16, scale_f16!())
-    } else {
-        q8_groups!(w, x, ws, xs, groups, n16, scale_f32!())
+    match (n16, half) {
+        (2, true) => q8_groups32!(w, x, ws, xs, groups, scale_f16!()),
+        (2, false) => q8_groups32!(w, x, ws, xs, groups, scale_f32!()),
+        (_, true) => q8_groups!(w, x, ws, xs, groups, n16, scale_f16!()),
+        (_, false) => q8_groups!(w, x, ws, xs, groups, n16, scale_f32!()),
     }
 }
 

@@ -57,25 +57,42 @@ impl<'a> RawScales<'a> {
         }
     }
 
-    /// The rows of `data` (`row_bytes` each) with their `gpr` scales' bytes.
-    fn rows<'d>(
-        &self,
-        data: &'d [u8],
-        row_bytes: usize,
-        gpr: usize,
-    ) -> impl Iterator<Item = (&'d [u8], &'a [u8])> {
-        let bytes: &'a [u8] = self.bytes;
-        data.chunks_exact(row_bytes)
-            .zip(bytes.chunks_exact(gpr * self.width()))
+    /// Scale `g` of the row whose scales start at `ws`.
+    ///
+    /// # Safety
+    /// `ws` points at the row's scales, which hold scale `g`.
+    #[inline(always)]
+    unsafe fn get(&self, ws: *const u8, g: usize) -> f32 {
+        let bytes = core::slice::from_raw_parts(ws.add(g * self.width()), self.width());
+        if self.half {
+            F16Scales(bytes).get(0)
+        } else {
+            F32Scales(bytes).get(0)
+        }
     }
 
-    /// Scale `g` of a row's scale bytes.
+    /// `out[r] = row(weights of row r, scales of row r)` for every row of
+    /// `row_bytes` weight bytes and `gpr` scales, with nothing but two
+    /// pointers carried from row to row (the row loop runs between the
+    /// assembly loops, where registers are scarce).
+    ///
+    /// # Safety
+    /// `data` holds `out.len()` rows and the table covers them (`covers`).
     #[inline(always)]
-    fn get(&self, row_scales: &[u8], g: usize) -> f32 {
-        if self.half {
-            F16Scales(row_scales).get(g)
-        } else {
-            F32Scales(row_scales).get(g)
+    unsafe fn each_row(
+        &self,
+        out: &mut [f32],
+        data: &[u8],
+        row_bytes: usize,
+        gpr: usize,
+        mut row: impl FnMut(*const u8, *const u8) -> f32,
+    ) {
+        let (mut w, mut ws) = (data.as_ptr(), self.bytes.as_ptr());
+        let step = gpr * self.width();
+        for o in out.iter_mut() {
+            *o = row(w, ws);
+            w = w.add(row_bytes);
+            ws = ws.add(step);
         }
     }
 }
@@ -112,28 +129,25 @@ fn q8_rows_dsp(
     };
     // Read only when there is a short last group.
     let tail_sx = xs.get(whole).copied().unwrap_or(0.0);
-    for (o, (row, row_scales)) in out.iter_mut().zip(scales.rows(data, cols, gpr)) {
-        let mut acc = 0f32;
-        if whole > 0 {
-            let (w, x, ws, xsp) = (
-                row.as_ptr(),
-                pairs.as_ptr(),
-                row_scales.as_ptr(),
-                xs.as_ptr(),
-            );
-            // SAFETY: the row holds `whole · group` bytes, `pairs` `whole ·
-            // group / 2` words, `row_scales` `whole` scales and `xs` `whole`
-            // f32s (all checked above); `group / 16 ≥ 1`.
-            acc = unsafe { groups::q8_groups(w, x, ws, xsp, whole, group / 16, scales.half) };
-        }
-        if tail < cols {
-            let Some(row_tail) = row.get(tail..) else {
-                return false;
-            };
-            let isum = super::dot_i8_pairs_tail(row_tail, tail_pairs, tail_x);
-            acc += isum as f32 * (scales.get(row_scales, whole) * tail_sx);
-        }
-        *o = acc;
+    let (x, xsp, n16) = (pairs.as_ptr(), xs.as_ptr(), group / 16);
+    // SAFETY: `data` holds every row and the scale table covers them
+    // (checked above). Each row holds `whole · group` bytes, `pairs` `whole
+    // · group / 2` words, each row's scales `whole` scales and `xs` `whole`
+    // f32s; `group / 16 ≥ 1`. The short last group is `cols - tail` bytes
+    // after the row's first `tail` and its scale the row's scale `whole`.
+    unsafe {
+        scales.each_row(out, data, cols, gpr, |w, ws| {
+            let mut acc = 0f32;
+            if whole > 0 {
+                acc = groups::q8_groups(w, x, ws, xsp, whole, n16, scales.half);
+            }
+            if tail < cols {
+                let row_tail = core::slice::from_raw_parts(w.add(tail), cols - tail);
+                let isum = super::dot_i8_pairs_tail(row_tail, tail_pairs, tail_x);
+                acc += isum as f32 * (scales.get(ws, whole) * tail_sx);
+            }
+            acc
+        });
     }
     true
 }
@@ -174,26 +188,29 @@ fn q4_rows_dsp(
         xs.get(whole).copied().unwrap_or(0.0),
         xsum.get(whole).copied().unwrap_or(0),
     );
-    for (o, (row, row_scales)) in out.iter_mut().zip(scales.rows(data, rb, gpr)) {
-        let mut acc = 0f32;
-        if whole > 0 {
-            let (w, x, ws) = (row.as_ptr(), pairs.as_ptr(), row_scales.as_ptr());
-            let (xsp, sump) = (xs.as_ptr(), xsum.as_ptr());
-            // SAFETY: the row holds `16 · whole` bytes, `pairs` `16 · whole`
-            // words, `row_scales` `whole` scales, `xs` and `xsum` `whole`
-            // entries (all checked above).
-            acc = unsafe { groups::q4_groups32(w, x, ws, xsp, sump, whole, scales.half) };
-        }
-        if tail < cols {
-            let mut isum = 0i32;
-            for (i, xv) in tail_x.iter().enumerate() {
-                let e = tail + i;
-                let byte = row.get(e / 2).copied().unwrap_or(0);
-                isum += ((byte >> (4 * (e & 1))) & 0x0f) as i32 * *xv as i32;
+    let (x, xsp, sump) = (pairs.as_ptr(), xs.as_ptr(), xsum.as_ptr());
+    // SAFETY: `data` holds every row and the scale table covers them
+    // (checked above). Each row holds `16 · whole` bytes (and `rb` in all),
+    // `pairs` `16 · whole` words, each row's scales `whole` scales (and one
+    // more for a short last group), `xs` and `xsum` `whole` entries.
+    unsafe {
+        scales.each_row(out, data, rb, gpr, |w, ws| {
+            let mut acc = 0f32;
+            if whole > 0 {
+                acc = groups::q4_groups32(w, x, ws, xsp, sump, whole, scales.half);
             }
-            acc += (isum - 8 * tail_sum) as f32 * (scales.get(row_scales, whole) * tail_sx);
-        }
-        *o = acc;
+            if tail < cols {
+                let row = core::slice::from_raw_parts(w, rb);
+                let mut isum = 0i32;
+                for (i, xv) in tail_x.iter().enumerate() {
+                    let e = tail + i;
+                    let byte = row.get(e / 2).copied().unwrap_or(0);
+                    isum += ((byte >> (4 * (e & 1))) & 0x0f) as i32 * *xv as i32;
+                }
+                acc += (isum - 8 * tail_sum) as f32 * (scales.get(ws, whole) * tail_sx);
+            }
+            acc
+        });
     }
     true
 }
