@@ -17,6 +17,7 @@
 
 use crate::blob::{self, EncodeError};
 use crate::format::*;
+use crate::kernels::QuantizedActivations;
 use crate::quant;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -92,6 +93,40 @@ pub fn test_config(moe: Option<MoeConfig>) -> ModelConfig {
         embedding_scale: 5.0,
         tied_embeddings: moe.is_none(),
         moe,
+    }
+}
+
+/// Owned buffers for [`QuantizedActivations`] of up to `len` elements (any
+/// group size): a test's stand-in for the session arena.
+pub struct ActivationBuffers {
+    pub q: Vec<i8>,
+    pub split: Vec<i8>,
+    pub pairs: Vec<u32>,
+    pub scales: Vec<f32>,
+    pub sums: Vec<i32>,
+}
+
+impl ActivationBuffers {
+    pub fn new(len: usize) -> Self {
+        let n = len + 1;
+        Self {
+            q: vec![0; n],
+            split: vec![0; n],
+            pairs: vec![0; crate::kernels::pair_words(n)],
+            scales: vec![0.0; n],
+            sums: vec![0; n],
+        }
+    }
+
+    /// The buffers as (empty) quantized activations.
+    pub fn acts(&mut self) -> QuantizedActivations<'_> {
+        QuantizedActivations::new(
+            &mut self.q,
+            &mut self.split,
+            &mut self.pairs,
+            &mut self.scales,
+            &mut self.sums,
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 use super::activations::{abs_max, fill_pairs, TokenActivations};
 use super::*;
 use crate::format::{DType, ScaleType};
+use crate::testing::ActivationBuffers;
 extern crate std;
 use std::vec;
 use std::vec::Vec;
@@ -75,12 +76,8 @@ fn native_matvecs_equal_portable_bit_for_bit() {
                         let x: Vec<f32> = (0..cols)
                             .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
                             .collect();
-                        let n = cols + 1;
-                        let (mut q, mut sp, mut sc, mut su) =
-                            (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                        let mut pa = vec![0u32; pair_words(n)];
-                        let mut acts =
-                            QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+                        let mut bufs = ActivationBuffers::new(cols);
+                        let mut acts = bufs.acts();
                         let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
                         match dtype {
                             DType::F32 | DType::F16 => {
@@ -137,11 +134,8 @@ fn quantization_layouts_follow_the_weight_dtype() {
         scale_type: ScaleType::F32,
     };
     let x: Vec<f32> = (0..cols).map(|_| rng.next_f32() - 0.5).collect();
-    let n = cols + 1;
-    let (mut q, mut sp, mut sc, mut su) =
-        (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-    let mut pa = vec![0u32; pair_words(n)];
-    let mut acts = QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+    let mut bufs = ActivationBuffers::new(cols);
+    let mut acts = bufs.acts();
     acts.quantize_for(&x, group, DType::Q8);
     assert!(acts.holds(DType::Q8, group) && !acts.holds(DType::Q4, group));
     assert!(!acts.holds(DType::Q8, 16));
@@ -215,17 +209,13 @@ fn multi_token_matmul_equals_one_matvec_per_token_bit_for_bit() {
                         let x: Vec<f32> = (0..cols)
                             .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
                             .collect();
-                        let n = cols + 1;
-                        let (mut q, mut sp, mut sc, mut su) =
-                            (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                        let mut pa = vec![0u32; pair_words(n)];
-                        let mut acts =
-                            QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+                        let mut bufs = ActivationBuffers::new(cols);
+                        let mut acts = bufs.acts();
                         acts.quantize(&x, group);
                         matvec_quantized(&mut want[t * rows..(t + 1) * rows], &w, &acts).unwrap();
-                        q_all[t * qs..t * qs + cols].copy_from_slice(&q[..cols]);
+                        q_all[t * qs..t * qs + cols].copy_from_slice(&bufs.q[..cols]);
                         let g = cols.div_ceil(group);
-                        s_all[t * ss..t * ss + g].copy_from_slice(&sc[..g]);
+                        s_all[t * ss..t * ss + g].copy_from_slice(&bufs.scales[..g]);
                     }
                     let view = TokenActivations {
                         q: &q_all,

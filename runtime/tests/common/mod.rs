@@ -73,11 +73,8 @@ impl Owned {
 }
 
 pub fn matvec_vec(w: &TensorView<'_>, x: &[f32]) -> Vec<f32> {
-    let n = x.len() + 1;
-    let (mut q, mut split, mut s, mut sums) =
-        (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-    let mut pairs = vec![0u32; kernels::pair_words(n)];
-    let mut acts = QuantizedActivations::new(&mut q, &mut split, &mut pairs, &mut s, &mut sums);
+    let mut bufs = testing::ActivationBuffers::new(x.len());
+    let mut acts = bufs.acts();
     let mut out = vec![0f32; w.rows()];
     kernels::matvec(&mut out, w, x, &mut acts).unwrap();
     out
