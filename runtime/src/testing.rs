@@ -285,6 +285,25 @@ pub fn blob_from_fn(
     blob::encode(config, tokenizer, &records)
 }
 
+/// A [`markov_blob`] chain whose thought never closes: `q` → `<think>` →
+/// `a` → `a` → … ; were the answer forced open, `<answer>` → `4` →
+/// `</answer>` → `<eos>` (and `</think>` → `<answer>`). Generation from the
+/// prompt `q` stops only at a think budget or the token limit.
+pub const ENDLESS_THOUGHT: [(u32, u32); 7] = {
+    const A: u32 = special::FIRST_BYTE + b'a' as u32;
+    const Q: u32 = special::FIRST_BYTE + b'q' as u32;
+    const FOUR: u32 = special::FIRST_BYTE + b'4' as u32;
+    [
+        (Q, special::THINK),
+        (special::THINK, A),
+        (A, A),
+        (special::ANSWER, FOUR),
+        (FOUR, special::END_ANSWER),
+        (special::END_ANSWER, special::EOS),
+        (special::END_THINK, special::ANSWER),
+    ]
+};
+
 /// A model whose next token depends only on the current one: attention and
 /// FFN outputs are zero, embeddings are one-hot, the LM head maps each
 /// token's channel to its successor. `chain` lists `(token, next)` pairs

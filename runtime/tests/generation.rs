@@ -13,17 +13,7 @@ use runtime::*;
 
 #[test]
 fn think_budget_closes_the_thought() {
-    // q → <think> → a → a → ... (never closes); <answer> → 4 → </answer> → <eos>.
-    let chain = [
-        (Q, special::THINK),
-        (special::THINK, A),
-        (A, A),
-        (special::ANSWER, FOUR),
-        (FOUR, special::END_ANSWER),
-        (special::END_ANSWER, special::EOS),
-        (special::END_THINK, special::ANSWER),
-    ];
-    let blob = testing::markov_blob(&chain).unwrap();
+    let blob = testing::markov_blob(&testing::ENDLESS_THOUGHT).unwrap();
     let cfg = GenerateConfig {
         max_new_tokens: 40,
         think_budget: Some(3),
