@@ -33,11 +33,7 @@ pub fn matvec(
 /// Matvec of an F32/F16 tensor.
 #[inline]
 pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) -> Result<(), Mismatch> {
-    let x = portable::check_float(out, w, x)?;
-    if !(w.dtype == DType::F32 && native::matvec_f32(out, w.data, x)) {
-        portable::float_rows(out, w, x);
-    }
-    Ok(())
+    float_product(out, w, x, Kernels::Native)
 }
 
 /// Matvec of a Q8/Q4 tensor with activations already quantized for it
@@ -48,17 +44,59 @@ pub fn matvec_quantized(
     w: &TensorView<'_>,
     acts: &QuantizedActivations<'_>,
 ) -> Result<(), Mismatch> {
+    quantized_product(out, w, acts, Kernels::Native)
+}
+
+/// Which kernels a product may run: the target's native one where it
+/// applies, or the portable one alone (the reference the tests compare
+/// the native ones with).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    Native,
+    Portable,
+}
+
+/// [`matvec_float`] with the kernels `k` allows.
+#[inline(always)]
+pub(crate) fn float_product(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+    k: Kernels,
+) -> Result<(), Mismatch> {
+    let x = portable::check_float(out, w, x)?;
+    let native = k == Kernels::Native && w.dtype == DType::F32;
+    if !(native && native::matvec_f32(out, w.data, x)) {
+        portable::float_rows(out, w, x);
+    }
+    Ok(())
+}
+
+/// [`matvec_quantized`] with the kernels `k` allows.
+#[inline(always)]
+pub(crate) fn quantized_product(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+    k: Kernels,
+) -> Result<(), Mismatch> {
     let ops = acts.operands(out.len(), w)?;
     match w.scale_type {
-        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
-        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
+        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales), k),
+        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales), k),
     }
     Ok(())
 }
 
 #[inline]
-fn quantized_rows<S: Scales>(out: &mut [f32], w: &TensorView<'_>, ops: &Operands<'_>, s: &S) {
-    if !native::quantized_rows(out, w, ops, s) {
+fn quantized_rows<S: Scales>(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    ops: &Operands<'_>,
+    s: &S,
+    k: Kernels,
+) {
+    if !(k == Kernels::Native && native::quantized_rows(out, w, ops, s)) {
         portable::quantized_rows(out, w, ops, s);
     }
 }

@@ -4,10 +4,10 @@
 //! native kernel applies.
 
 use super::activations::{Operands, QuantizedActivations};
-use super::dispatch::{dot_i8, f16_bits_to_f32};
-use super::view::{le_f32, le_u16, F16Scales, F32Scales, Scales, TensorView};
+use super::dispatch::{dot_i8, f16_bits_to_f32, float_product, quantized_product, Kernels};
+use super::view::{le_f32, le_u16, Scales, TensorView};
 use super::{Mismatch, LANES};
-use crate::format::{DType, ScaleType};
+use crate::format::DType;
 
 /// The portable body of [`f16_bits_to_f32`].
 #[inline(always)]
@@ -93,9 +93,7 @@ pub fn matvec_float_portable(
     w: &TensorView<'_>,
     x: &[f32],
 ) -> Result<(), Mismatch> {
-    let x = check_float(out, w, x)?;
-    float_rows(out, w, x);
-    Ok(())
+    float_product(out, w, x, Kernels::Portable)
 }
 
 /// The checks of a float matvec: `w` is F32/F16, `out` has one entry per
@@ -149,12 +147,7 @@ pub fn matvec_quantized_portable(
     w: &TensorView<'_>,
     acts: &QuantizedActivations<'_>,
 ) -> Result<(), Mismatch> {
-    let ops = acts.operands(out.len(), w)?;
-    match w.scale_type {
-        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
-        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
-    }
-    Ok(())
+    quantized_product(out, w, acts, Kernels::Portable)
 }
 
 /// Q8/Q4 rows, one group sum at a time (operands checked by

@@ -40,28 +40,13 @@ macro_rules! zero8 {
 /// time. Keys and values are converted two at a time (VCVTB/VCVTT) straight
 /// from the cache words. Returns false (nothing done) when it does not apply.
 pub fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -> bool {
-    let Head {
-        q,
-        keys,
-        values,
-        kv_dim,
-        off,
-        scale,
-    } = *h;
-    let hd = q.len();
-    let chunks = hd / 8;
-    let n = scores.len();
-    let rows = n.saturating_mul(kv_dim);
+    let (q, n, chunks) = (h.q, scores.len(), h.q.len() / 8);
+    let (keys, values, kv_dim, off) = (h.keys, h.values, h.kv_dim, h.off);
     let aligned = |p: *const u16| (p as usize).is_multiple_of(4);
-    if chunks == 0
-        || !hd.is_multiple_of(8)
-        || out.len() < hd
+    if !h.fits(out, n, 8)
         || n == 0
         || !kv_dim.is_multiple_of(2)
         || !off.is_multiple_of(2)
-        || off + hd > kv_dim
-        || keys.len() < rows
-        || values.len() < rows
         || !aligned(keys.as_ptr())
         || !aligned(values.as_ptr())
     {
@@ -114,7 +99,7 @@ pub fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -
             qq = out(reg) _,
             kk = out(reg) _,
             stride = in(reg) stride,
-            scale = in(reg) scale.to_bits(),
+            scale = in(reg) h.scale.to_bits(),
             z = in(reg) 0u32,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,

@@ -41,30 +41,15 @@ impl KvElem for u16 {
 /// order; each output element summed over positions in order). Needs
 /// `q.len() % 8 == 0`; returns false (nothing done) when it does not apply.
 pub(crate) fn attend_head<T: KvElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) -> bool {
-    let Head {
-        q,
-        keys,
-        values,
-        kv_dim,
-        off,
-        scale,
-    } = *h;
-    let hd = q.len();
-    let n = scores.len();
-    if hd == 0
-        || !hd.is_multiple_of(LANES)
-        || out.len() < hd
-        || off + hd > kv_dim
-        || keys.len() < n * kv_dim
-        || values.len() < n * kv_dim
-        || !T::usable()
-    {
+    let (q, n, hd) = (h.q, scores.len(), h.q.len());
+    if !h.fits(out, n, LANES) || !T::usable() {
         return false;
     }
+    let (keys, values, kv_dim, off) = (h.keys, h.values, h.kv_dim, h.off);
     // SAFETY: the CPU features are present and every row `p < n` of
     // `kv_dim` elements lies inside `keys` and `values` (checked above).
     unsafe {
-        scores_avx2(q, scores, keys.as_ptr(), kv_dim, off, scale);
+        scores_avx2(q, scores, keys.as_ptr(), kv_dim, off, h.scale);
     }
     // SAFETY: AVX2 is present (implied by `T::usable`).
     unsafe { softmax_avx2(scores) };

@@ -34,10 +34,12 @@ pub(crate) fn quantized_rows<S: Scales>(
     o: &Operands<'_>,
     s: &S,
 ) -> bool {
-    let (cols, n) = (w.cols(), s.len());
+    let Some(m) = rows::Matrix::fit(w, s, out.len()) else {
+        return false;
+    };
     match w.dtype {
-        DType::Q8 => q8::matvec_q8(out, w.data, cols, s, n, o.group, o.xq, o.xs),
-        DType::Q4 => q4::matvec_q4(out, w.data, cols, s, n, o.group, o.split, o.xs, o.xsum),
+        DType::Q8 => q8::matvec_q8(out, &m, o.xq, o.xs),
+        DType::Q4 => q4::matvec_q4(out, &m, o.split, o.xs, o.xsum),
         DType::F32 | DType::F16 => false,
     }
 }

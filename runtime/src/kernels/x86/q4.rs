@@ -2,47 +2,35 @@
 
 use core::arch::x86_64::*;
 
+use super::hsum_epi32x4;
 use super::rows::{hsum_epi32, rows, GroupSums, Matrix};
-use super::{avx2, hsum_epi32x4};
 use crate::kernels::view::Scales;
 
-/// Q4 matvec over groups whose size is a multiple of 32, reading the split
-/// activations (per group: its even elements, then its odd ones). Nibbles are
-/// `q + 8`, so each group is `Σ nibble·x − 8 · Σ x` as in the portable code.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matvec_q4<S: Scales>(
+/// Q4 matvec of the rows of `m`, reading the split activations (per
+/// group: its even elements, then its odd ones). Nibbles are `q + 8`, so
+/// each group is `Σ nibble·x − 8 · Σ x` as in the portable code. Returns
+/// false when the activations are shorter than a row.
+pub(super) fn matvec_q4<S: Scales>(
     out: &mut [f32],
-    data: &[u8],
-    cols: usize,
-    scales: &S,
-    scale_count: usize,
-    group: usize,
+    m: &Matrix<'_, S>,
     split: &[i8],
     xs: &[f32],
     xsum: &[i32],
 ) -> bool {
-    if group == 0 || !group.is_multiple_of(32) || cols == 0 || !avx2() {
+    let gpr = m.gpr();
+    if split.len() < m.cols.div_ceil(2) * 2
+        || xs.len() < gpr
+        || xsum.len() < gpr
+        || out.len() < m.rows
+    {
         return false;
     }
-    let gpr = cols.div_ceil(group);
-    let rb = cols.div_ceil(2);
-    if split.len() < rb * 2 || xs.len() < gpr || xsum.len() < gpr {
-        return false;
-    }
-    let rows = out.len().min(data.len() / rb).min(scale_count / gpr);
-    let m = Matrix {
-        w: data.as_ptr(),
-        rows,
-        cols,
-        group,
-        scales,
-    };
-    // SAFETY: AVX2 is present; `data` holds `rows` rows of `cols / 2`
-    // bytes, the scale table `rows · gpr` entries, `split` `cols`, `xs` and
-    // `xsum` `gpr` (checked above).
+    // SAFETY: AVX2 is present and `m` holds its rows (`Matrix::fit`);
+    // `split` holds `cols` activations (rounded up to even), `xs` and
+    // `xsum` `gpr` entries and `out` `rows` (checked above).
     unsafe {
         matvec_q4_avx2(
-            &m,
+            m,
             split.as_ptr() as *const u8,
             xsum.as_ptr(),
             xs.as_ptr(),

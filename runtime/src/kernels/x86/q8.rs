@@ -4,45 +4,27 @@
 use core::arch::x86_64::*;
 
 use super::rows::{four_rows, hsum_epi32, row, rows, short_group, GroupSums, Matrix};
-use super::{avx2, hsum_epi32x4, scales4};
+use super::{hsum_epi32x4, scales4};
 use crate::kernels::activations::TokenActivations;
 use crate::kernels::view::{Scales, TensorView};
 
-/// Q8 matvec over groups whose size is a multiple of 32 (a short last group
-/// of a row goes through the portable exact group sum).
-///
-/// `xq` holds the quantized activations (`cols` entries, values in ±127),
-/// `xs` their group scales; `scales` the weight scales, `gpr` per row.
-/// Returns false when it does not apply.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matvec_q8<S: Scales>(
+/// Q8 matvec of the rows of `m` (a short last group of a row goes through
+/// the portable exact group sum): `xq` holds the quantized activations
+/// (values in ±127), `xs` their group scales. Returns false when they are
+/// shorter than a row.
+pub(super) fn matvec_q8<S: Scales>(
     out: &mut [f32],
-    data: &[u8],
-    cols: usize,
-    scales: &S,
-    scale_count: usize,
-    group: usize,
+    m: &Matrix<'_, S>,
     xq: &[i8],
     xs: &[f32],
 ) -> bool {
-    if group == 0 || !group.is_multiple_of(32) || cols == 0 || xq.len() < cols || !avx2() {
+    if xq.len() < m.cols || xs.len() < m.gpr() || out.len() < m.rows {
         return false;
     }
-    let gpr = cols.div_ceil(group);
-    if xs.len() < gpr {
-        return false;
-    }
-    let rows = out.len().min(data.len() / cols).min(scale_count / gpr);
-    let m = Matrix {
-        w: data.as_ptr(),
-        rows,
-        cols,
-        group,
-        scales,
-    };
-    // SAFETY: AVX2 is present; `data` holds `rows` rows of `cols` bytes, the
-    // scale table `rows · gpr` entries, `xq` `cols` and `xs` `gpr` (checked).
-    unsafe { matvec_q8_avx2(&m, xq.as_ptr() as *const u8, xs.as_ptr(), out.as_mut_ptr()) };
+    // SAFETY: AVX2 is present and `m` holds its rows (`Matrix::fit`); `xq`
+    // holds `cols` activations, `xs` `gpr` scales and `out` `rows` entries
+    // (checked above).
+    unsafe { matvec_q8_avx2(m, xq.as_ptr() as *const u8, xs.as_ptr(), out.as_mut_ptr()) };
     true
 }
 
@@ -148,26 +130,21 @@ pub(crate) fn matmul_q8<S: Scales>(
     a: &TokenActivations<'_>,
     scales: &S,
 ) -> bool {
-    let (cols, group, tokens) = (w.cols(), w.group as usize, a.tokens);
-    if group != 32 || cols == 0 || tokens == 0 || !avx2() {
+    let tokens = a.tokens;
+    let Some(m) = Matrix::fit(w, scales, out_stride) else {
+        return false;
+    };
+    let (cols, gpr) = (m.cols, m.gpr());
+    if m.group != 32 || tokens == 0 {
         return false;
     }
-    let gpr = cols.div_ceil(group);
-    let rows = out_stride.min(w.data.len() / cols).min(scales.len() / gpr);
     let last = tokens - 1;
-    if out.len() < last * out_stride + rows
+    if out.len() < last * out_stride + m.rows
         || a.q.len() < last * a.q_stride + cols
         || a.scales.len() < last * a.s_stride + gpr
     {
         return false;
     }
-    let m = Matrix {
-        w: w.data.as_ptr(),
-        rows,
-        cols,
-        group,
-        scales,
-    };
     let mut t = 0;
     while t < tokens {
         // SAFETY: AVX2 is present; tokens t..t + 8 (or fewer) have `cols`

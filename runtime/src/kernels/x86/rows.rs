@@ -7,7 +7,7 @@
 use core::arch::x86_64::*;
 
 use super::scales4;
-use crate::kernels::view::Scales;
+use crate::kernels::view::{Scales, TensorView};
 
 /// The exact integer sums of one quantized format's groups against the
 /// activations it holds (bias terms such as Q4's `− 8 · Σ x` included).
@@ -30,6 +30,35 @@ pub(super) struct Matrix<'s, S> {
     pub cols: usize,
     pub group: usize,
     pub scales: &'s S,
+}
+
+impl<'s, S: Scales> Matrix<'s, S> {
+    /// The first rows of `w` (at most `max_rows`) that its data and
+    /// `scales` hold whole, for groups of a nonzero multiple of 32; None
+    /// where the kernels here do not apply (another group size, no
+    /// columns, no AVX2).
+    #[inline]
+    pub fn fit(w: &TensorView<'_>, scales: &'s S, max_rows: usize) -> Option<Self> {
+        let (cols, group) = (w.cols(), w.group as usize);
+        if group == 0 || !group.is_multiple_of(32) || cols == 0 || !super::avx2() {
+            return None;
+        }
+        let rows = max_rows
+            .min(w.data.len() / w.row_bytes())
+            .min(scales.len() / cols.div_ceil(group));
+        Some(Self {
+            w: w.data.as_ptr(),
+            rows,
+            cols,
+            group,
+            scales,
+        })
+    }
+
+    /// Groups per row.
+    pub fn gpr(&self) -> usize {
+        self.cols.div_ceil(self.group)
+    }
 }
 
 /// `out[r] = Σ_g sums(r, g) · (w_scale · xs[g])` for every row.
