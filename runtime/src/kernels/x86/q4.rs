@@ -2,8 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use super::hsum_epi32x4;
-use super::rows::{hsum_epi32, rows, GroupSums, Matrix};
+use super::rows::{rows, GroupSums, Matrix};
 use crate::kernels::view::Scales;
 
 /// Q4 matvec of the rows of `m`, reading the split activations (per
@@ -70,34 +69,6 @@ struct Q4 {
     mask: __m256i,
 }
 
-impl Q4 {
-    /// `Σ nibble·x` of 16 weight bytes (32 nibbles) at chunk `c` of group
-    /// `g` against its 16 even and 16 odd activations, as 8 i32 lanes (pair
-    /// sums ≤ 2 · 15 · 127).
-    #[inline(always)]
-    unsafe fn dot16(&self, w: *const u8, g: usize, c: usize) -> __m256i {
-        let b = _mm_loadu_si128(w.add(g * self.group / 2 + c * 16) as *const __m128i);
-        let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-        let nib = _mm256_and_si256(both, self.mask);
-        _mm256_madd_epi16(_mm256_maddubs_epi16(nib, self.xchunk(g, c)), self.ones)
-    }
-
-    /// The split activations of chunk `c` of group `g`: 16 evens, then 16 odds.
-    #[inline(always)]
-    unsafe fn xchunk(&self, g: usize, c: usize) -> __m256i {
-        let base = self.x.add(g * self.group + c * 16);
-        _mm256_set_m128i(
-            _mm_loadu_si128(base.add(self.group / 2) as *const __m128i),
-            _mm_loadu_si128(base as *const __m128i),
-        )
-    }
-
-    #[inline(always)]
-    unsafe fn bias(&self, g: usize) -> i32 {
-        8 * *self.xsum.add(g)
-    }
-}
-
 impl GroupSums for Q4 {
     #[inline(always)]
     fn row_bytes(&self, cols: usize) -> usize {
@@ -105,29 +76,33 @@ impl GroupSums for Q4 {
     }
 
     #[inline(always)]
-    unsafe fn four(&self, [w0, w1, w2, w3]: [*const u8; 4], g: usize) -> __m128i {
-        let (mut i0, mut i1, mut i2, mut i3) = (
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-        );
-        for c in 0..self.chunks {
-            i0 = _mm256_add_epi32(i0, self.dot16(w0, g, c));
-            i1 = _mm256_add_epi32(i1, self.dot16(w1, g, c));
-            i2 = _mm256_add_epi32(i2, self.dot16(w2, g, c));
-            i3 = _mm256_add_epi32(i3, self.dot16(w3, g, c));
-        }
-        _mm_sub_epi32(hsum_epi32x4(i0, i1, i2, i3), _mm_set1_epi32(self.bias(g)))
+    fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// The split activations of chunk `c` of group `g`: 16 evens, then 16 odds.
+    #[inline(always)]
+    unsafe fn x(&self, g: usize, c: usize) -> __m256i {
+        let base = self.x.add(g * self.group + c * 16);
+        _mm256_set_m128i(
+            _mm_loadu_si128(base.add(self.group / 2) as *const __m128i),
+            _mm_loadu_si128(base as *const __m128i),
+        )
+    }
+
+    /// `Σ nibble·x` of 16 weight bytes (32 nibbles) against 16 even and 16
+    /// odd activations, as 8 i32 lanes (pair sums ≤ 2 · 15 · 127).
+    #[inline(always)]
+    unsafe fn dot(&self, w: *const u8, g: usize, c: usize, x: __m256i) -> __m256i {
+        let b = _mm_loadu_si128(w.add(g * self.group / 2 + c * 16) as *const __m128i);
+        let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+        let nib = _mm256_and_si256(both, self.mask);
+        _mm256_madd_epi16(_mm256_maddubs_epi16(nib, x), self.ones)
     }
 
     #[inline(always)]
-    unsafe fn one(&self, w: *const u8, g: usize) -> i32 {
-        let mut i0 = _mm256_setzero_si256();
-        for c in 0..self.chunks {
-            i0 = _mm256_add_epi32(i0, self.dot16(w, g, c));
-        }
-        hsum_epi32(i0) - self.bias(g)
+    unsafe fn bias(&self, g: usize) -> i32 {
+        8 * *self.xsum.add(g)
     }
 
     /// `Σ nibble·x` of a short last group of `n` elements: its `ceil(n / 2)`

@@ -3,7 +3,7 @@
 
 use core::arch::x86_64::*;
 
-use super::rows::{four_rows, hsum_epi32, row, rows, short_group, GroupSums, Matrix};
+use super::rows::{four_rows, row, rows, short_group, GroupSums, Matrix};
 use super::{hsum_epi32x4, scales4};
 use crate::kernels::activations::TokenActivations;
 use crate::kernels::view::{Scales, TensorView};
@@ -66,33 +66,23 @@ impl GroupSums for Q8 {
     }
 
     #[inline(always)]
-    unsafe fn four(&self, [w0, w1, w2, w3]: [*const u8; 4], g: usize) -> __m128i {
-        let (mut i0, mut i1, mut i2, mut i3) = (
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-            _mm256_setzero_si256(),
-        );
-        for c in 0..self.chunks {
-            let o = g * self.group + c * 32;
-            let xv = _mm256_loadu_si256(self.x.add(o) as *const __m256i);
-            i0 = _mm256_add_epi32(i0, dot32_i8(w0.add(o), xv, self.ones));
-            i1 = _mm256_add_epi32(i1, dot32_i8(w1.add(o), xv, self.ones));
-            i2 = _mm256_add_epi32(i2, dot32_i8(w2.add(o), xv, self.ones));
-            i3 = _mm256_add_epi32(i3, dot32_i8(w3.add(o), xv, self.ones));
-        }
-        hsum_epi32x4(i0, i1, i2, i3)
+    fn chunks(&self) -> usize {
+        self.chunks
     }
 
     #[inline(always)]
-    unsafe fn one(&self, w: *const u8, g: usize) -> i32 {
-        let mut i0 = _mm256_setzero_si256();
-        for c in 0..self.chunks {
-            let o = g * self.group + c * 32;
-            let xv = _mm256_loadu_si256(self.x.add(o) as *const __m256i);
-            i0 = _mm256_add_epi32(i0, dot32_i8(w.add(o), xv, self.ones));
-        }
-        hsum_epi32(i0)
+    unsafe fn x(&self, g: usize, c: usize) -> __m256i {
+        _mm256_loadu_si256(self.x.add(g * self.group + c * 32) as *const __m256i)
+    }
+
+    #[inline(always)]
+    unsafe fn dot(&self, w: *const u8, g: usize, c: usize, x: __m256i) -> __m256i {
+        dot32_i8(w.add(g * self.group + c * 32), x, self.ones)
+    }
+
+    #[inline(always)]
+    unsafe fn bias(&self, _: usize) -> i32 {
+        0
     }
 
     #[inline(always)]

@@ -6,20 +6,55 @@
 
 use core::arch::x86_64::*;
 
-use super::scales4;
+use super::{hsum_epi32x4, scales4};
 use crate::kernels::view::{Scales, TensorView};
 
 /// The exact integer sums of one quantized format's groups against the
-/// activations it holds (bias terms such as Q4's `− 8 · Σ x` included).
+/// activations it holds, chunk by chunk of 32 elements (bias terms such as
+/// Q4's `− 8 · Σ x` included).
 pub(super) trait GroupSums {
     /// Bytes of a row of `cols` weights.
     fn row_bytes(&self, cols: usize) -> usize;
-    /// Whole group `g` of the four rows at `w`, as lanes 0..3.
-    unsafe fn four(&self, w: [*const u8; 4], g: usize) -> __m128i;
-    /// Whole group `g` of the row at `w`.
-    unsafe fn one(&self, w: *const u8, g: usize) -> i32;
+    /// Chunks of 32 elements in a group.
+    fn chunks(&self) -> usize;
+    /// The activations of chunk `c` of group `g` (loaded once for four rows).
+    unsafe fn x(&self, g: usize, c: usize) -> __m256i;
+    /// `Σ w·x` of chunk `c` of group `g` of the row at `w` against its
+    /// activations `x`, as 8 i32 lanes.
+    unsafe fn dot(&self, w: *const u8, g: usize, c: usize, x: __m256i) -> __m256i;
+    /// What group `g`'s sum has subtracted.
+    unsafe fn bias(&self, g: usize) -> i32;
     /// The short last group `g` (`len` elements) of the row at `w`.
     unsafe fn short(&self, w: *const u8, g: usize, len: usize) -> i32;
+
+    /// Whole group `g` of the four rows at `w`, as lanes 0..3.
+    #[inline(always)]
+    unsafe fn four(&self, [w0, w1, w2, w3]: [*const u8; 4], g: usize) -> __m128i {
+        let (mut i0, mut i1, mut i2, mut i3) = (
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        );
+        for c in 0..self.chunks() {
+            let x = self.x(g, c);
+            i0 = _mm256_add_epi32(i0, self.dot(w0, g, c, x));
+            i1 = _mm256_add_epi32(i1, self.dot(w1, g, c, x));
+            i2 = _mm256_add_epi32(i2, self.dot(w2, g, c, x));
+            i3 = _mm256_add_epi32(i3, self.dot(w3, g, c, x));
+        }
+        _mm_sub_epi32(hsum_epi32x4(i0, i1, i2, i3), _mm_set1_epi32(self.bias(g)))
+    }
+
+    /// Whole group `g` of the row at `w`.
+    #[inline(always)]
+    unsafe fn one(&self, w: *const u8, g: usize) -> i32 {
+        let mut i0 = _mm256_setzero_si256();
+        for c in 0..self.chunks() {
+            i0 = _mm256_add_epi32(i0, self.dot(w, g, c, self.x(g, c)));
+        }
+        hsum_epi32(i0) - self.bias(g)
+    }
 }
 
 /// Weights and scales of a matvec: `rows` rows of `cols` weights in groups
