@@ -127,11 +127,13 @@ pub(crate) fn matmul_quantized(
 /// `out`. Returns false (nothing done) where there is no such code; the
 /// caller then runs the portable loop ([`super::nn::attend`]), which
 /// computes the same bits.
+#[inline]
 pub(crate) fn attend_head_f32(h: &Head<'_, f32>, out: &mut [f32], scores: &mut [f32]) -> bool {
     native::attend_head_f32(h, out, scores)
 }
 
 /// [`attend_head_f32`] over an f16 KV cache (bit patterns).
+#[inline]
 pub(crate) fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -> bool {
     native::attend_head_f16(h, out, scores)
 }

@@ -40,6 +40,7 @@ impl KvElem for u16 {
 /// sums as the portable code (8 lanes per dot product, combined in the fixed
 /// order; each output element summed over positions in order). Needs
 /// `q.len() % 8 == 0`; returns false (nothing done) when it does not apply.
+#[inline(always)]
 pub(crate) fn attend_head<T: KvElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) -> bool {
     let (q, n, hd) = (h.q, scores.len(), h.q.len());
     if !h.fits(out, n, LANES) || !T::usable() {

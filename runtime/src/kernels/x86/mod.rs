@@ -38,8 +38,8 @@ pub(crate) fn quantized_rows<S: Scales>(
         return false;
     };
     match w.dtype {
-        DType::Q8 => q8::matvec_q8(out, &m, o.xq, o.xs),
-        DType::Q4 => q4::matvec_q4(out, &m, o.split, o.xs, o.xsum),
+        DType::Q8 => q8::matvec_q8(out, &m, s, o.xq, o.xs),
+        DType::Q4 => q4::matvec_q4(out, &m, s, o.split, o.xs, o.xsum),
         DType::F32 | DType::F16 => false,
     }
 }

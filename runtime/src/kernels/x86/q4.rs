@@ -11,7 +11,8 @@ use crate::kernels::view::Scales;
 /// false when the activations are shorter than a row.
 pub(super) fn matvec_q4<S: Scales>(
     out: &mut [f32],
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     split: &[i8],
     xs: &[f32],
     xsum: &[i32],
@@ -30,6 +31,7 @@ pub(super) fn matvec_q4<S: Scales>(
     unsafe {
         matvec_q4_avx2(
             m,
+            scales,
             split.as_ptr() as *const u8,
             xsum.as_ptr(),
             xs.as_ptr(),
@@ -41,7 +43,8 @@ pub(super) fn matvec_q4<S: Scales>(
 
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn matvec_q4_avx2<S: Scales>(
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     split: *const u8,
     xsum: *const i32,
     xs: *const f32,
@@ -51,11 +54,12 @@ unsafe fn matvec_q4_avx2<S: Scales>(
         x: split,
         xsum,
         group: m.group,
+        half: m.group / 2,
         chunks: m.group / 32,
         ones: _mm256_set1_epi16(1),
         mask: _mm256_set1_epi8(0x0f),
     };
-    rows(&k, m, xs, out);
+    rows(&k, m, scales, xs, out);
 }
 
 /// Q4 group sums: nibbles `q + 8` against the split activations `x`, less
@@ -64,6 +68,8 @@ struct Q4 {
     x: *const u8,
     xsum: *const i32,
     group: usize,
+    /// Bytes of a group (`group / 2`).
+    half: usize,
     chunks: usize,
     ones: __m256i,
     mask: __m256i,
@@ -85,7 +91,7 @@ impl GroupSums for Q4 {
     unsafe fn x(&self, g: usize, c: usize) -> __m256i {
         let base = self.x.add(g * self.group + c * 16);
         _mm256_set_m128i(
-            _mm_loadu_si128(base.add(self.group / 2) as *const __m128i),
+            _mm_loadu_si128(base.add(self.half) as *const __m128i),
             _mm_loadu_si128(base as *const __m128i),
         )
     }
@@ -94,7 +100,7 @@ impl GroupSums for Q4 {
     /// odd activations, as 8 i32 lanes (pair sums ≤ 2 · 15 · 127).
     #[inline(always)]
     unsafe fn dot(&self, w: *const u8, g: usize, c: usize, x: __m256i) -> __m256i {
-        let b = _mm_loadu_si128(w.add(g * self.group / 2 + c * 16) as *const __m128i);
+        let b = _mm_loadu_si128(w.add(g * self.half + c * 16) as *const __m128i);
         let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
         let nib = _mm256_and_si256(both, self.mask);
         _mm256_madd_epi16(_mm256_maddubs_epi16(nib, x), self.ones)
@@ -111,7 +117,7 @@ impl GroupSums for Q4 {
     /// portable code.
     #[inline(always)]
     unsafe fn short(&self, w: *const u8, g: usize, n: usize) -> i32 {
-        let (w, x) = (w.add(g * self.group / 2), self.x.add(g * self.group));
+        let (w, x) = (w.add(g * self.half), self.x.add(g * self.group));
         let bytes = n.div_ceil(2);
         let mut s = 0i32;
         for i in 0..bytes {

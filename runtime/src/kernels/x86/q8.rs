@@ -3,7 +3,7 @@
 
 use core::arch::x86_64::*;
 
-use super::rows::{four_rows, row, rows, short_group, GroupSums, Matrix};
+use super::rows::{add_short_group, four_rows, row, rows, GroupSums, Matrix};
 use super::{hsum_epi32x4, scales4};
 use crate::kernels::activations::TokenActivations;
 use crate::kernels::view::{Scales, TensorView};
@@ -14,7 +14,8 @@ use crate::kernels::view::{Scales, TensorView};
 /// shorter than a row.
 pub(super) fn matvec_q8<S: Scales>(
     out: &mut [f32],
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     xq: &[i8],
     xs: &[f32],
 ) -> bool {
@@ -24,18 +25,27 @@ pub(super) fn matvec_q8<S: Scales>(
     // SAFETY: AVX2 is present and `m` holds its rows (`Matrix::fit`); `xq`
     // holds `cols` activations, `xs` `gpr` scales and `out` `rows` entries
     // (checked above).
-    unsafe { matvec_q8_avx2(m, xq.as_ptr() as *const u8, xs.as_ptr(), out.as_mut_ptr()) };
+    unsafe {
+        matvec_q8_avx2(
+            m,
+            scales,
+            xq.as_ptr() as *const u8,
+            xs.as_ptr(),
+            out.as_mut_ptr(),
+        )
+    };
     true
 }
 
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn matvec_q8_avx2<S: Scales>(
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     xq: *const u8,
     xs: *const f32,
     out: *mut f32,
 ) {
-    rows(&Q8::new(xq, m.group), m, xs, out);
+    rows(&Q8::new(xq, m.group), m, scales, xs, out);
 }
 
 /// Q8 group sums: int8 weights against int8 activations `x`, groups of a
@@ -155,14 +165,14 @@ pub(crate) fn matmul_q8<S: Scales>(
         // SAFETY: as above.
         unsafe {
             match n {
-                8 => matmul_q8_g32_avx2::<S, 8>(&m, &b),
-                7 => matmul_q8_g32_avx2::<S, 7>(&m, &b),
-                6 => matmul_q8_g32_avx2::<S, 6>(&m, &b),
-                5 => matmul_q8_g32_avx2::<S, 5>(&m, &b),
-                4 => matmul_q8_g32_avx2::<S, 4>(&m, &b),
-                3 => matmul_q8_g32_avx2::<S, 3>(&m, &b),
-                2 => matmul_q8_g32_avx2::<S, 2>(&m, &b),
-                _ => matmul_q8_g32_avx2::<S, 1>(&m, &b),
+                8 => matmul_q8_g32_avx2::<S, 8>(&m, scales, &b),
+                7 => matmul_q8_g32_avx2::<S, 7>(&m, scales, &b),
+                6 => matmul_q8_g32_avx2::<S, 6>(&m, scales, &b),
+                5 => matmul_q8_g32_avx2::<S, 5>(&m, scales, &b),
+                4 => matmul_q8_g32_avx2::<S, 4>(&m, scales, &b),
+                3 => matmul_q8_g32_avx2::<S, 3>(&m, scales, &b),
+                2 => matmul_q8_g32_avx2::<S, 2>(&m, scales, &b),
+                _ => matmul_q8_g32_avx2::<S, 1>(&m, scales, &b),
             }
         }
         t += n;
@@ -183,7 +193,7 @@ struct Batch {
 }
 
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(m: &Matrix<'_, S>, b: &Batch) {
+unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(m: &Matrix, scales: &S, b: &Batch) {
     const GROUP: usize = 32;
     let cols = m.cols;
     let gpr = cols.div_ceil(GROUP);
@@ -209,7 +219,7 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(m: &Matrix<'_, S>, b: &B
                 _mm256_abs_epi8(v2),
                 _mm256_abs_epi8(v3),
             );
-            let ws = scales4(m.scales, r * gpr + g, gpr);
+            let ws = scales4(scales, r * gpr + g, gpr);
             for (j, acc) in acc.iter_mut().enumerate() {
                 let xv = _mm256_loadu_si256(xq.add(j * b.q_stride + o) as *const __m256i);
                 let dot = |a, v| {
@@ -226,8 +236,13 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(m: &Matrix<'_, S>, b: &B
             }
         }
         for (j, acc) in acc.iter().enumerate() {
-            let k = Q8::new(xq.add(j * b.q_stride), GROUP);
-            let s = short_group(&k, m, w, r, *acc, xs.add(j * b.s_stride));
+            let mut s = [0f32; 4];
+            _mm_storeu_ps(s.as_mut_ptr(), *acc);
+            if full < gpr {
+                let k = Q8::new(xq.add(j * b.q_stride), GROUP);
+                let sx = *xs.add(j * b.s_stride + full);
+                add_short_group(&k, m, scales, &mut s, w, r, sx);
+            }
             b.out
                 .add(j * b.out_stride + r)
                 .cast::<[f32; 4]>()
@@ -239,7 +254,7 @@ unsafe fn matmul_q8_g32_avx2<S: Scales, const T: usize>(m: &Matrix<'_, S>, b: &B
         for j in 0..T {
             let k = Q8::new(xq.add(j * b.q_stride), GROUP);
             *b.out.add(j * b.out_stride + r) =
-                row(&k, m, m.w.add(r * cols), r, xs.add(j * b.s_stride));
+                row(&k, m, scales, m.w.add(r * cols), r, xs.add(j * b.s_stride));
         }
         r += 1;
     }

@@ -57,23 +57,25 @@ pub(super) trait GroupSums {
     }
 }
 
-/// Weights and scales of a matvec: `rows` rows of `cols` weights in groups
-/// of `group` at `w`, `gpr` scales per row.
-pub(super) struct Matrix<'s, S> {
+/// The weights of a matvec: `rows` rows of `cols` weights in groups of
+/// `group` at `w`, `gpr` scales per row. (The scale table travels beside
+/// it as a reference argument of its own, so the compiler knows the
+/// outputs never overwrite it and keeps its address in a register.)
+#[derive(Clone, Copy)]
+pub(super) struct Matrix {
     pub w: *const u8,
     pub rows: usize,
     pub cols: usize,
     pub group: usize,
-    pub scales: &'s S,
 }
 
-impl<'s, S: Scales> Matrix<'s, S> {
+impl Matrix {
     /// The first rows of `w` (at most `max_rows`) that its data and
     /// `scales` hold whole, for groups of a nonzero multiple of 32; None
     /// where the kernels here do not apply (another group size, no
     /// columns, no AVX2).
     #[inline]
-    pub fn fit(w: &TensorView<'_>, scales: &'s S, max_rows: usize) -> Option<Self> {
+    pub fn fit<S: Scales>(w: &TensorView<'_>, scales: &S, max_rows: usize) -> Option<Self> {
         let (cols, group) = (w.cols(), w.group as usize);
         if group == 0 || !group.is_multiple_of(32) || cols == 0 || !super::avx2() {
             return None;
@@ -86,7 +88,6 @@ impl<'s, S: Scales> Matrix<'s, S> {
             rows,
             cols,
             group,
-            scales,
         })
     }
 
@@ -100,12 +101,14 @@ impl<'s, S: Scales> Matrix<'s, S> {
 #[inline(always)]
 pub(super) unsafe fn rows<K: GroupSums, S: Scales>(
     k: &K,
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     xs: *const f32,
     out: *mut f32,
 ) {
     let (cols, group) = (m.cols, m.group);
     let (gpr, full) = (cols.div_ceil(group), cols / group);
+    let short = cols - full * group;
     let rb = k.row_bytes(cols);
     let mut r = 0;
     while r + 4 <= m.rows {
@@ -113,19 +116,22 @@ pub(super) unsafe fn rows<K: GroupSums, S: Scales>(
         let mut acc = _mm_setzero_ps();
         for g in 0..full {
             let isum = _mm_cvtepi32_ps(k.four(w, g));
-            let ws = scales4(m.scales, r * gpr + g, gpr);
+            let ws = scales4(scales, r * gpr + g, gpr);
             acc = _mm_add_ps(
                 acc,
                 _mm_mul_ps(isum, _mm_mul_ps(ws, _mm_set1_ps(*xs.add(g)))),
             );
         }
-        out.add(r)
-            .cast::<[f32; 4]>()
-            .write_unaligned(short_group(k, m, w, r, acc, xs));
+        let mut s = [0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), acc);
+        if short != 0 {
+            add_short_group(k, m, scales, &mut s, w, r, *xs.add(full));
+        }
+        out.add(r).cast::<[f32; 4]>().write_unaligned(s);
         r += 4;
     }
     while r < m.rows {
-        *out.add(r) = row(k, m, m.w.add(r * rb), r, xs);
+        *out.add(r) = row(k, m, scales, m.w.add(r * rb), r, xs);
         r += 1;
     }
 }
@@ -136,36 +142,33 @@ pub(super) unsafe fn four_rows(w0: *const u8, rb: usize) -> [*const u8; 4] {
     [w0, w0.add(rb), w0.add(2 * rb), w0.add(3 * rb)]
 }
 
-/// The sums `acc` of rows `r..r + 4` (weights at `w`) with their short last
-/// group added, if the rows have one: exact integer sum, then
-/// `isum · (scale · sx)`.
+/// Adds the short last group of rows `r..r + 4` (weights at `w`) to their
+/// sums `s`: exact integer sum, then `isum · (scale · sx)`, `sx` the
+/// activation scale of that group.
 #[inline(always)]
-pub(super) unsafe fn short_group<K: GroupSums, S: Scales>(
+pub(super) unsafe fn add_short_group<K: GroupSums, S: Scales>(
     k: &K,
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
+    s: &mut [f32; 4],
     w: [*const u8; 4],
     r: usize,
-    acc: __m128,
-    xs: *const f32,
-) -> [f32; 4] {
-    let mut s = [0f32; 4];
-    _mm_storeu_ps(s.as_mut_ptr(), acc);
+    sx: f32,
+) {
     let (gpr, full) = (m.cols.div_ceil(m.group), m.cols / m.group);
-    if full < gpr {
-        let (sx, len) = (*xs.add(full), m.cols - full * m.group);
-        for (i, (sk, wr)) in s.iter_mut().zip(w).enumerate() {
-            let isum = k.short(wr, full, len);
-            *sk += isum as f32 * (m.scales.get((r + i) * gpr + full) * sx);
-        }
+    let len = m.cols - full * m.group;
+    for (i, (sk, wr)) in s.iter_mut().zip(w).enumerate() {
+        let isum = k.short(wr, full, len);
+        *sk += isum as f32 * (scales.get((r + i) * gpr + full) * sx);
     }
-    s
 }
 
 /// One row `r` (weights at `w`), group by group.
 #[inline(always)]
 pub(super) unsafe fn row<K: GroupSums, S: Scales>(
     k: &K,
-    m: &Matrix<'_, S>,
+    m: &Matrix,
+    scales: &S,
     w: *const u8,
     r: usize,
     xs: *const f32,
@@ -179,7 +182,7 @@ pub(super) unsafe fn row<K: GroupSums, S: Scales>(
         } else {
             k.short(w, g, cols - g * group)
         };
-        acc += isum as f32 * (m.scales.get(r * gpr + g) * *xs.add(g));
+        acc += isum as f32 * (scales.get(r * gpr + g) * *xs.add(g));
     }
     acc
 }
