@@ -44,9 +44,23 @@ impl<'a> RawScales<'a> {
         }
     }
 
-    /// Whether the table holds `gpr` scales for each of `rows` rows.
-    fn covers(&self, rows: usize, gpr: usize) -> bool {
-        self.bytes.len() >= rows.saturating_mul(gpr * self.width())
+    /// Whether a product of `out_len` rows of `row_bytes` bytes (`cols`
+    /// weights, `gpr` groups) reads inside `data`, this table and the
+    /// activations `o`.
+    fn fit(
+        &self,
+        out_len: usize,
+        data: &[u8],
+        row_bytes: usize,
+        cols: usize,
+        gpr: usize,
+        o: &Operands<'_>,
+    ) -> bool {
+        cols != 0
+            && o.xq.len() >= cols
+            && o.xs.len() >= gpr
+            && data.len() >= out_len.saturating_mul(row_bytes)
+            && self.bytes.len() >= out_len.saturating_mul(gpr * self.width())
     }
 
     fn width(&self) -> usize {
@@ -113,12 +127,8 @@ fn q8_rows_dsp(
     let gpr = cols.div_ceil(group.max(1));
     if group == 0
         || !group.is_multiple_of(16)
-        || cols == 0
-        || xq.len() < cols
         || pairs.len() < pair_words(cols)
-        || xs.len() < gpr
-        || data.len() < out.len().saturating_mul(cols)
-        || !scales.covers(out.len(), gpr)
+        || !scales.fit(out.len(), data, cols, cols, gpr, o)
     {
         return false;
     }
@@ -169,13 +179,9 @@ fn q4_rows_dsp(
     let gpr = cols.div_ceil(32);
     let whole = cols / 32;
     if o.group != 32
-        || cols == 0
-        || xq.len() < cols
         || pairs.len() < whole * 16
-        || xs.len() < gpr
         || xsum.len() < gpr
-        || data.len() < out.len().saturating_mul(rb)
-        || !scales.covers(out.len(), gpr)
+        || !scales.fit(out.len(), data, rb, cols, gpr, o)
     {
         return false;
     }
