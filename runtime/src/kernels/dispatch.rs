@@ -47,18 +47,36 @@ pub fn matvec_quantized(
     quantized_product(out, w, acts, Kernels::Native)
 }
 
+/// [`matvec_float`] without target-specific code paths.
+pub fn matvec_float_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+) -> Result<(), Mismatch> {
+    float_product(out, w, x, Kernels::Portable)
+}
+
+/// [`matvec_quantized`] without target-specific code paths.
+pub fn matvec_quantized_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+) -> Result<(), Mismatch> {
+    quantized_product(out, w, acts, Kernels::Portable)
+}
+
 /// Which kernels a product may run: the target's native one where it
 /// applies, or the portable one alone (the reference the tests compare
 /// the native ones with).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kernels {
+enum Kernels {
     Native,
     Portable,
 }
 
 /// [`matvec_float`] with the kernels `k` allows.
 #[inline(always)]
-pub(crate) fn float_product(
+fn float_product(
     out: &mut [f32],
     w: &TensorView<'_>,
     x: &[f32],
@@ -74,7 +92,7 @@ pub(crate) fn float_product(
 
 /// [`matvec_quantized`] with the kernels `k` allows.
 #[inline(always)]
-pub(crate) fn quantized_product(
+fn quantized_product(
     out: &mut [f32],
     w: &TensorView<'_>,
     acts: &QuantizedActivations<'_>,

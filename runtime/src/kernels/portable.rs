@@ -3,8 +3,8 @@
 //! unit tests compare them); the dispatch falls back to them wherever no
 //! native kernel applies.
 
-use super::activations::{Operands, QuantizedActivations};
-use super::dispatch::{dot_i8, f16_bits_to_f32, float_product, quantized_product, Kernels};
+use super::activations::Operands;
+use super::dispatch::{dot_i8, f16_bits_to_f32};
 use super::view::{le_f32, le_u16, Scales, TensorView};
 use super::{Mismatch, LANES};
 use crate::format::DType;
@@ -87,15 +87,6 @@ fn dot_f16_bytes(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
-/// [`super::matvec_float`] without target-specific code paths.
-pub fn matvec_float_portable(
-    out: &mut [f32],
-    w: &TensorView<'_>,
-    x: &[f32],
-) -> Result<(), Mismatch> {
-    float_product(out, w, x, Kernels::Portable)
-}
-
 /// The checks of a float matvec: `w` is F32/F16, `out` has one entry per
 /// row, the data holds every row and `x` at least `cols` entries (returns
 /// its first `cols`).
@@ -139,15 +130,6 @@ pub(crate) fn float_rows(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
         }
         DType::Q8 | DType::Q4 => {}
     }
-}
-
-/// [`super::matvec_quantized`] without target-specific code paths.
-pub fn matvec_quantized_portable(
-    out: &mut [f32],
-    w: &TensorView<'_>,
-    acts: &QuantizedActivations<'_>,
-) -> Result<(), Mismatch> {
-    quantized_product(out, w, acts, Kernels::Portable)
 }
 
 /// Q8/Q4 rows, one group sum at a time (operands checked by
