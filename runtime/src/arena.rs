@@ -4,7 +4,7 @@
 //! which only counts bytes, so the plan and the session cannot disagree.
 
 use crate::format::ModelConfig;
-use crate::kernels::activations::ActivationRows;
+use crate::kernels::activations::{ActivationRows, QuantizedActivations};
 use crate::kernels::pair_words;
 use crate::kv_cache::{KvCache, KvDType};
 
@@ -158,11 +158,13 @@ impl<'m> Rows<'m> {
             hb: c.take(rows(l.hidden))?,
             hb2: c.take(rows(l.hidden))?,
             acts: ActivationRows::new(
-                c.take(rows(l.act.saturating_add(1)))?, // int8 (+ Q4 pair pad)
-                c.take(rows(l.act.saturating_add(1)))?, // even/odd split
-                c.take(rows(pair_words(l.act)))?,       // SXTB16 pairs
-                c.take(rows(l.act))?,                   // group scales
-                c.take(rows(l.act))?,                   // group sums
+                QuantizedActivations::new(
+                    c.take(rows(l.act.saturating_add(1)))?, // int8 (+ Q4 pair pad)
+                    c.take(rows(l.act.saturating_add(1)))?, // even/odd split
+                    c.take(rows(pair_words(l.act)))?,       // SXTB16 pairs
+                    c.take(rows(l.act))?,                   // group scales
+                    c.take(rows(l.act))?,                   // group sums
+                ),
                 l.act,
                 n,
             ),

@@ -2,8 +2,8 @@
 //! rounded to f16, and attention of a query over them.
 
 use crate::error::SessionError;
-use crate::kernels::nn::{attend, dot_f16, Heads};
-use crate::kernels::{self, f16_bits_to_f32};
+use crate::kernels;
+use crate::kernels::nn::{CacheElem, Heads};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,39 +76,29 @@ impl KvCache<'_> {
         rows: core::ops::Range<usize>,
     ) -> Result<(), SessionError> {
         match self {
-            KvCache::F32 { k: kc, v: vc } => {
-                let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
-                    return Err(OUTSIDE);
-                };
-                attend(
-                    heads,
-                    q,
-                    out,
-                    scores,
-                    keys,
-                    values,
-                    kernels::dot,
-                    |v| v,
-                    kernels::attend_head_f32,
-                );
+            KvCache::F32 { k, v } => {
+                attend(heads, q, out, scores, k.get(rows.clone()), v.get(rows))
             }
-            KvCache::F16 { k: kc, v: vc } => {
-                let (Some(keys), Some(values)) = (kc.get(rows.clone()), vc.get(rows)) else {
-                    return Err(OUTSIDE);
-                };
-                attend(
-                    heads,
-                    q,
-                    out,
-                    scores,
-                    keys,
-                    values,
-                    dot_f16,
-                    f16_bits_to_f32,
-                    kernels::attend_head_f16,
-                );
+            KvCache::F16 { k, v } => {
+                attend(heads, q, out, scores, k.get(rows.clone()), v.get(rows))
             }
         }
-        Ok(())
     }
+}
+
+/// [`kernels::nn::attend`] over the cached rows, which must lie inside the
+/// cache.
+fn attend<T: CacheElem>(
+    heads: &Heads,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    keys: Option<&[T]>,
+    values: Option<&[T]>,
+) -> Result<(), SessionError> {
+    let (Some(keys), Some(values)) = (keys, values) else {
+        return Err(OUTSIDE);
+    };
+    kernels::nn::attend(heads, q, out, scores, keys, values);
+    Ok(())
 }

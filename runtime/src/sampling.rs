@@ -108,29 +108,19 @@ impl Sampler {
         let use_k = top_k > 0 && top_k < n;
         let use_p = c.top_p > 0.0 && c.top_p < 1.0;
         let r = self.rng.next_f32();
-        let Some(cand) = candidates.get_mut(..n) else {
-            return sample_cdf(
-                probs
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .map(|(i, p)| (i as u32, p)),
-                1.0,
-                r,
-            );
+        // Every token in id order: without a cut-off (over their sum), or
+        // with no room to sort the candidates (over 1).
+        let cand = match candidates.get_mut(..n) {
+            Some(cand) if use_k || use_p => cand,
+            cand => {
+                let total = match cand {
+                    Some(_) => probs.iter().fold(0f32, |a, p| a + p),
+                    None => 1.0,
+                };
+                let all = probs.iter().copied().enumerate();
+                return sample_cdf(all.map(|(i, p)| (i as u32, p)), total, r);
+            }
         };
-        if !use_k && !use_p {
-            let total = probs.iter().fold(0f32, |a, p| a + p);
-            return sample_cdf(
-                probs
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .map(|(i, p)| (i as u32, p)),
-                total,
-                r,
-            );
-        }
         // Candidates in decreasing probability, ties by id: a total order, so
         // the result never depends on the sort algorithm.
         let prob = |i: u32| probs.get(i as usize).copied().unwrap_or(0.0);

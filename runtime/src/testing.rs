@@ -17,6 +17,7 @@
 
 use crate::blob::{self, EncodeError};
 use crate::format::*;
+use crate::kernels::QuantizedActivations;
 use crate::quant;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -72,6 +73,60 @@ pub fn small_config() -> ModelConfig {
         embedding_scale: 1.0,
         tied_embeddings: true,
         moe: None,
+    }
+}
+
+/// The small shape of the engine's own tests: dim 32, 2 layers, 4 heads,
+/// 2 kv heads, hidden 44, vocab 300, context 24; embeddings tied unless
+/// the model is a mixture of experts (`moe`).
+pub fn test_config(moe: Option<MoeConfig>) -> ModelConfig {
+    ModelConfig {
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        hidden_dim: 44,
+        vocab_size: 300,
+        max_seq_len: 24,
+        rope_theta: 10000.0,
+        norm_eps: 1e-6,
+        embedding_scale: 5.0,
+        tied_embeddings: moe.is_none(),
+        moe,
+    }
+}
+
+/// Owned buffers for [`QuantizedActivations`] of up to `len` elements (any
+/// group size): a test's stand-in for the session arena.
+pub struct ActivationBuffers {
+    pub q: Vec<i8>,
+    pub split: Vec<i8>,
+    pub pairs: Vec<u32>,
+    pub scales: Vec<f32>,
+    pub sums: Vec<i32>,
+}
+
+impl ActivationBuffers {
+    pub fn new(len: usize) -> Self {
+        let n = len + 1;
+        Self {
+            q: vec![0; n],
+            split: vec![0; n],
+            pairs: vec![0; crate::kernels::pair_words(n)],
+            scales: vec![0.0; n],
+            sums: vec![0; n],
+        }
+    }
+
+    /// The buffers as (empty) quantized activations.
+    pub fn acts(&mut self) -> QuantizedActivations<'_> {
+        QuantizedActivations::new(
+            &mut self.q,
+            &mut self.split,
+            &mut self.pairs,
+            &mut self.scales,
+            &mut self.sums,
+        )
     }
 }
 
@@ -229,6 +284,25 @@ pub fn blob_from_fn(
     };
     blob::encode(config, tokenizer, &records)
 }
+
+/// A [`markov_blob`] chain whose thought never closes: `q` → `<think>` →
+/// `a` → `a` → … ; were the answer forced open, `<answer>` → `4` →
+/// `</answer>` → `<eos>` (and `</think>` → `<answer>`). Generation from the
+/// prompt `q` stops only at a think budget or the token limit.
+pub const ENDLESS_THOUGHT: [(u32, u32); 7] = {
+    const A: u32 = special::FIRST_BYTE + b'a' as u32;
+    const Q: u32 = special::FIRST_BYTE + b'q' as u32;
+    const FOUR: u32 = special::FIRST_BYTE + b'4' as u32;
+    [
+        (Q, special::THINK),
+        (special::THINK, A),
+        (A, A),
+        (special::ANSWER, FOUR),
+        (FOUR, special::END_ANSWER),
+        (special::END_ANSWER, special::EOS),
+        (special::END_THINK, special::ANSWER),
+    ]
+};
 
 /// A model whose next token depends only on the current one: attention and
 /// FFN outputs are zero, embeddings are one-hot, the LM head maps each

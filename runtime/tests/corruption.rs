@@ -17,7 +17,7 @@ fn truncated_and_corrupted_blobs_are_errors_not_panics() {
         top_k: 2,
         layer_mask: 0b1,
     });
-    let blob = testing::random_blob(&small_test_config(moe), DType::Q4, 8, 12).unwrap();
+    let blob = testing::random_blob(&test_config(moe), DType::Q4, 8, 12).unwrap();
     for n in 0..blob.len() {
         assert!(
             Model::from_blob(&blob[..n]).is_err(),

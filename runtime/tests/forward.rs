@@ -21,10 +21,10 @@ fn cached_decode_equals_full_recomputation() {
         layer_mask: 0b10,
     });
     for (config, dtype) in [
-        (small_test_config(None), DType::F32),
-        (small_test_config(moe), DType::F32),
-        (small_test_config(None), DType::Q8),
-        (small_test_config(moe), DType::Q4),
+        (test_config(None), DType::F32),
+        (test_config(moe), DType::F32),
+        (test_config(None), DType::Q8),
+        (test_config(moe), DType::Q4),
         (testing::tiny_config(), DType::F16),
     ] {
         let blob = testing::random_blob(&config, dtype, 16, 3).unwrap();
@@ -52,7 +52,7 @@ fn cached_decode_equals_full_recomputation() {
 /// attention whose key/value heads are the shared ones duplicated.
 #[test]
 fn gqa_equals_plain_attention_with_duplicated_heads() {
-    let gqa = small_test_config(None);
+    let gqa = test_config(None);
     let mha = ModelConfig {
         n_kv_heads: gqa.n_heads,
         ..gqa

@@ -13,17 +13,7 @@ use runtime::*;
 
 #[test]
 fn think_budget_closes_the_thought() {
-    // q → <think> → a → a → ... (never closes); <answer> → 4 → </answer> → <eos>.
-    let chain = [
-        (Q, special::THINK),
-        (special::THINK, A),
-        (A, A),
-        (special::ANSWER, FOUR),
-        (FOUR, special::END_ANSWER),
-        (special::END_ANSWER, special::EOS),
-        (special::END_THINK, special::ANSWER),
-    ];
-    let blob = testing::markov_blob(&chain).unwrap();
+    let blob = testing::markov_blob(&testing::ENDLESS_THOUGHT).unwrap();
     let cfg = GenerateConfig {
         max_new_tokens: 40,
         think_budget: Some(3),
@@ -148,7 +138,7 @@ fn same_seed_same_tokens() {
 fn blob_without_tokenizer_runs_from_ids() {
     let c = ModelConfig {
         vocab_size: 200,
-        ..small_test_config(None)
+        ..test_config(None)
     };
     let blob = testing::random_blob(&c, DType::F16, 0, 14).unwrap();
     let model = Model::from_blob(&blob).unwrap();

@@ -254,16 +254,7 @@ fn think_budget_and_eos_match_the_target() {
     const A: u32 = special::FIRST_BYTE + b'a' as u32;
     const Q: u32 = special::FIRST_BYTE + b'q' as u32;
     const FOUR: u32 = special::FIRST_BYTE + b'4' as u32;
-    let chain = [
-        (Q, special::THINK),
-        (special::THINK, A),
-        (A, A),
-        (special::ANSWER, FOUR),
-        (FOUR, special::END_ANSWER),
-        (special::END_ANSWER, special::EOS),
-        (special::END_THINK, special::ANSWER),
-    ];
-    let target = testing::markov_blob(&chain).unwrap();
+    let target = testing::markov_blob(&testing::ENDLESS_THOUGHT).unwrap();
     // A draft that always guesses `a`, and one that knows the chain.
     let wrong = testing::markov_blob(&[(Q, A), (special::THINK, A), (A, A), (FOUR, A)]).unwrap();
     for budget in [None, Some(0), Some(1), Some(3), Some(7)] {

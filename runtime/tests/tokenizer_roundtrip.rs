@@ -6,6 +6,18 @@ use runtime::format::{special, TokenizerData};
 use runtime::testing;
 use runtime::tokenizer::Tokenizer;
 
+/// The test tokenizer over a vocab of 512 (`tables` from
+/// [`testing::test_merges`]).
+fn tokenizer((merges, merge_index): &(Vec<u8>, Vec<u8>)) -> Tokenizer<'_> {
+    Tokenizer::new(
+        TokenizerData::ByteBpe {
+            merges,
+            merge_index,
+        },
+        512,
+    )
+}
+
 fn decode_all(t: &Tokenizer<'_>, ids: &[u32]) -> Vec<u8> {
     let mut out = vec![];
     let mut prev = None;
@@ -17,14 +29,8 @@ fn decode_all(t: &Tokenizer<'_>, ids: &[u32]) -> Vec<u8> {
 }
 
 fn check(bytes: &[u8]) {
-    let (merges, merge_index) = testing::test_merges(512);
-    let t = Tokenizer::new(
-        TokenizerData::ByteBpe {
-            merges: &merges,
-            merge_index: &merge_index,
-        },
-        512,
-    );
+    let tables = testing::test_merges(512);
+    let t = tokenizer(&tables);
     let mut ids = vec![0u32; bytes.len() + 1];
     let n = t.encode(bytes, &mut ids).unwrap();
     assert_eq!(decode_all(&t, &ids[..n]), bytes);
@@ -57,14 +63,8 @@ proptest! {
 
 #[test]
 fn merges_apply() {
-    let (merges, merge_index) = testing::test_merges(512);
-    let t = Tokenizer::new(
-        TokenizerData::ByteBpe {
-            merges: &merges,
-            merge_index: &merge_index,
-        },
-        512,
-    );
+    let tables = testing::test_merges(512);
+    let t = tokenizer(&tables);
     let mut ids = [0u32; 16];
     let n = t.encode(b"the 12", &mut ids).unwrap();
     assert_eq!(n, 4, "{:?}", &ids[..n]); // "the", " ", "1", "2"

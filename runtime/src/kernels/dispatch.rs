@@ -6,6 +6,7 @@
 //! `thinkling_arm_fp16`); every other target has no native kernels.
 
 use super::activations::{Operands, QuantizedActivations, TokenActivations};
+use super::nn::Head;
 use super::portable;
 use super::view::{F16Scales, F32Scales, Scales, TensorView};
 use super::Mismatch;
@@ -32,11 +33,7 @@ pub fn matvec(
 /// Matvec of an F32/F16 tensor.
 #[inline]
 pub fn matvec_float(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) -> Result<(), Mismatch> {
-    let x = portable::check_float(out, w, x)?;
-    if !(w.dtype == DType::F32 && native::matvec_f32(out, w.data, x)) {
-        portable::float_rows(out, w, x);
-    }
-    Ok(())
+    float_product(out, w, x, Kernels::Native)
 }
 
 /// Matvec of a Q8/Q4 tensor with activations already quantized for it
@@ -47,17 +44,77 @@ pub fn matvec_quantized(
     w: &TensorView<'_>,
     acts: &QuantizedActivations<'_>,
 ) -> Result<(), Mismatch> {
+    quantized_product(out, w, acts, Kernels::Native)
+}
+
+/// [`matvec_float`] without target-specific code paths.
+pub fn matvec_float_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+) -> Result<(), Mismatch> {
+    float_product(out, w, x, Kernels::Portable)
+}
+
+/// [`matvec_quantized`] without target-specific code paths.
+pub fn matvec_quantized_portable(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+) -> Result<(), Mismatch> {
+    quantized_product(out, w, acts, Kernels::Portable)
+}
+
+/// Which kernels a product may run: the target's native one where it
+/// applies, or the portable one alone (the reference the tests compare
+/// the native ones with).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    Native,
+    Portable,
+}
+
+/// [`matvec_float`] with the kernels `k` allows.
+#[inline(always)]
+fn float_product(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    x: &[f32],
+    k: Kernels,
+) -> Result<(), Mismatch> {
+    let x = portable::check_float(out, w, x)?;
+    let native = k == Kernels::Native && w.dtype == DType::F32;
+    if !(native && native::matvec_f32(out, w.data, x)) {
+        portable::float_rows(out, w, x);
+    }
+    Ok(())
+}
+
+/// [`matvec_quantized`] with the kernels `k` allows.
+#[inline(always)]
+fn quantized_product(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    acts: &QuantizedActivations<'_>,
+    k: Kernels,
+) -> Result<(), Mismatch> {
     let ops = acts.operands(out.len(), w)?;
     match w.scale_type {
-        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
-        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
+        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales), k),
+        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales), k),
     }
     Ok(())
 }
 
 #[inline]
-fn quantized_rows<S: Scales>(out: &mut [f32], w: &TensorView<'_>, ops: &Operands<'_>, s: &S) {
-    if !native::quantized_rows(out, w, ops, s) {
+fn quantized_rows<S: Scales>(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    ops: &Operands<'_>,
+    s: &S,
+    k: Kernels,
+) {
+    if !(k == Kernels::Native && native::quantized_rows(out, w, ops, s)) {
         portable::quantized_rows(out, w, ops, s);
     }
 }
@@ -83,39 +140,20 @@ pub(crate) fn matmul_quantized(
 }
 
 /// One attention head over an f32 KV cache with the target's fastest code:
-/// scores of `q` against the keys of every position (`scores.len()` of
-/// them, position `p` at `keys[p · kv_dim + off..][..q.len()]`), scaled by
-/// `scale`, softmax, and the score-weighted sum of the values into `out`.
-/// Returns false (nothing done) where there is no such code; the caller then
-/// runs the portable loop ([`super::nn::attend`]), which computes the same
-/// bits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_head_f32(
-    q: &[f32],
-    out: &mut [f32],
-    scores: &mut [f32],
-    keys: &[f32],
-    values: &[f32],
-    kv_dim: usize,
-    off: usize,
-    scale: f32,
-) -> bool {
-    native::attend_head_f32(q, out, scores, keys, values, kv_dim, off, scale)
+/// scores of `h.q` against the keys of every position (`scores.len()` of
+/// them), scaled, softmax, and the score-weighted sum of the values into
+/// `out`. Returns false (nothing done) where there is no such code; the
+/// caller then runs the portable loop ([`super::nn::attend`]), which
+/// computes the same bits.
+#[inline]
+pub(crate) fn attend_head_f32(h: &Head<'_, f32>, out: &mut [f32], scores: &mut [f32]) -> bool {
+    native::attend_head_f32(h, out, scores)
 }
 
 /// [`attend_head_f32`] over an f16 KV cache (bit patterns).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_head_f16(
-    q: &[f32],
-    out: &mut [f32],
-    scores: &mut [f32],
-    keys: &[u16],
-    values: &[u16],
-    kv_dim: usize,
-    off: usize,
-    scale: f32,
-) -> bool {
-    native::attend_head_f16(q, out, scores, keys, values, kv_dim, off, scale)
+#[inline]
+pub(crate) fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -> bool {
+    native::attend_head_f16(h, out, scores)
 }
 
 /// In-place softmax: max-subtracted [`super::exp`], the sum over
@@ -161,182 +199,40 @@ pub(crate) fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
 /// The native kernels of x86-64: AVX2 (and F16C), detected at run time.
 #[cfg(target_arch = "x86_64")]
 mod native {
-    use super::super::x86;
-    use super::*;
-
-    pub fn matvec_f32(out: &mut [f32], data: &[u8], x: &[f32]) -> bool {
-        x86::matvec_f32(out, data, x)
-    }
-
-    pub fn quantized_rows<S: Scales>(
-        out: &mut [f32],
-        w: &TensorView<'_>,
-        o: &Operands<'_>,
-        s: &S,
-    ) -> bool {
-        let (cols, n) = (w.cols(), s.len());
-        match w.dtype {
-            DType::Q8 => x86::matvec_q8(out, w.data, cols, s, n, o.group, o.xq, o.xs),
-            DType::Q4 => x86::matvec_q4(out, w.data, cols, s, n, o.group, o.split, o.xs, o.xsum),
-            DType::F32 | DType::F16 => false,
-        }
-    }
-
-    pub fn matmul_q8<S: Scales>(
-        out: &mut [f32],
-        out_stride: usize,
-        w: &TensorView<'_>,
-        a: &TokenActivations<'_>,
-        s: &S,
-    ) -> bool {
-        let (cols, group) = (w.cols(), w.group as usize);
-        x86::matmul_q8(
-            out,
-            out_stride,
-            a.tokens,
-            w.data,
-            cols,
-            s,
-            s.len(),
-            group,
-            a.q,
-            a.q_stride,
-            a.scales,
-            a.s_stride,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f32(
-        q: &[f32],
-        out: &mut [f32],
-        scores: &mut [f32],
-        keys: &[f32],
-        values: &[f32],
-        kv_dim: usize,
-        off: usize,
-        scale: f32,
-    ) -> bool {
-        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f16(
-        q: &[f32],
-        out: &mut [f32],
-        scores: &mut [f32],
-        keys: &[u16],
-        values: &[u16],
-        kv_dim: usize,
-        off: usize,
-        scale: f32,
-    ) -> bool {
-        x86::attend_head(q, out, scores, keys, values, kv_dim, off, scale)
-    }
-
-    pub fn softmax(x: &mut [f32]) -> bool {
-        x86::softmax(x)
-    }
+    pub(crate) use super::super::x86::{
+        attend_head as attend_head_f32, attend_head as attend_head_f16, matmul_q8, matvec_f32,
+        quantized_rows, softmax,
+    };
 }
 
 /// The native kernels of Cortex-M4/M7 (Armv7E-M): the DSP extension's Q8/Q4
-/// row loops and the FPU's half-precision attention, where the FPU exists.
+/// row loops and the FPU's half-precision attention, where the FPU exists;
+/// the rest declines.
 #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
 mod native {
-    use super::*;
-
-    pub fn matvec_f32(_: &mut [f32], _: &[u8], _: &[f32]) -> bool {
-        false
-    }
-
     #[cfg(thinkling_arm_fp16)]
-    pub fn quantized_rows<S: Scales>(
-        out: &mut [f32],
-        w: &TensorView<'_>,
-        o: &Operands<'_>,
-        s: &S,
-    ) -> bool {
-        super::super::arm::rows::quantized_rows(out, w, o, s)
-    }
-
+    pub(crate) use super::super::arm::{attend_head_f16, rows::quantized_rows};
     #[cfg(not(thinkling_arm_fp16))]
-    pub fn quantized_rows<S: Scales>(
-        _: &mut [f32],
-        _: &TensorView<'_>,
-        _: &Operands<'_>,
-        _: &S,
-    ) -> bool {
-        false
-    }
-
-    pub fn matmul_q8<S: Scales>(
-        _: &mut [f32],
-        _: usize,
-        _: &TensorView<'_>,
-        _: &TokenActivations<'_>,
-        _: &S,
-    ) -> bool {
-        false
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f32(
-        _: &[f32],
-        _: &mut [f32],
-        _: &mut [f32],
-        _: &[f32],
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: f32,
-    ) -> bool {
-        false
-    }
-
-    #[cfg(thinkling_arm_fp16)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f16(
-        q: &[f32],
-        out: &mut [f32],
-        scores: &mut [f32],
-        keys: &[u16],
-        values: &[u16],
-        kv_dim: usize,
-        off: usize,
-        scale: f32,
-    ) -> bool {
-        super::super::arm::attend_head_f16(q, out, scores, keys, values, kv_dim, off, scale)
-    }
-
-    #[cfg(not(thinkling_arm_fp16))]
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f16(
-        _: &[f32],
-        _: &mut [f32],
-        _: &mut [f32],
-        _: &[u16],
-        _: &[u16],
-        _: usize,
-        _: usize,
-        _: f32,
-    ) -> bool {
-        false
-    }
-
-    pub fn softmax(_: &mut [f32]) -> bool {
-        false
-    }
+    pub(crate) use super::declined::{attend_head_f16, quantized_rows};
+    pub(crate) use super::declined::{attend_head_f32, matmul_q8, matvec_f32, softmax};
 }
 
 /// Every other target: no native kernels, the portable ones run.
 #[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", thinkling_arm_dsp))))]
-mod native {
+use declined as native;
+
+/// The kernels of a target that has no native version of an operation: each
+/// declines (false, nothing written), so the portable kernel runs.
+#[allow(dead_code)]
+mod declined {
     use super::*;
 
+    #[inline(always)]
     pub fn matvec_f32(_: &mut [f32], _: &[u8], _: &[f32]) -> bool {
         false
     }
 
+    #[inline(always)]
     pub fn quantized_rows<S: Scales>(
         _: &mut [f32],
         _: &TensorView<'_>,
@@ -346,6 +242,7 @@ mod native {
         false
     }
 
+    #[inline(always)]
     pub fn matmul_q8<S: Scales>(
         _: &mut [f32],
         _: usize,
@@ -356,34 +253,17 @@ mod native {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f32(
-        _: &[f32],
-        _: &mut [f32],
-        _: &mut [f32],
-        _: &[f32],
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: f32,
-    ) -> bool {
+    #[inline(always)]
+    pub fn attend_head_f32(_: &Head<'_, f32>, _: &mut [f32], _: &mut [f32]) -> bool {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn attend_head_f16(
-        _: &[f32],
-        _: &mut [f32],
-        _: &mut [f32],
-        _: &[u16],
-        _: &[u16],
-        _: usize,
-        _: usize,
-        _: f32,
-    ) -> bool {
+    #[inline(always)]
+    pub fn attend_head_f16(_: &Head<'_, u16>, _: &mut [f32], _: &mut [f32]) -> bool {
         false
     }
 
+    #[inline(always)]
     pub fn softmax(_: &mut [f32]) -> bool {
         false
     }

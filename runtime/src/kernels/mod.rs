@@ -43,9 +43,12 @@ mod tests;
 
 pub use activations::{pair_words, QuantizedActivations};
 pub(crate) use dispatch::{attend_head_f16, attend_head_f32, matmul_quantized};
-pub use dispatch::{f16_bits_to_f32, matvec, matvec_float, matvec_quantized, softmax};
+pub use dispatch::{
+    f16_bits_to_f32, matvec, matvec_float, matvec_float_portable, matvec_quantized,
+    matvec_quantized_portable, softmax,
+};
 pub use nn::{add_assign, exp, rmsnorm, swiglu};
-pub use portable::{dot, f16_bits_to_f32_soft, matvec_float_portable, matvec_quantized_portable};
+pub use portable::{dot, f16_bits_to_f32_soft};
 pub use view::{le_f32, le_u16, TensorView};
 
 /// Independent f32 accumulators of a dot product (enough for two 4-wide SIMD

@@ -99,23 +99,90 @@ pub(crate) struct Heads {
     pub scale: f32,
 }
 
-/// A target-specific attention head (see [`super::attend_head_f32`]).
-pub(crate) type NativeHead<T> =
-    fn(&[f32], &mut [f32], &mut [f32], &[T], &[T], usize, usize, f32) -> bool;
+/// One query head against the cached rows: position `p`'s key and value
+/// are `keys` / `values[p · kv_dim + off..][..q.len()]`, and its score is
+/// `q · key · scale`.
+pub(crate) struct Head<'a, T> {
+    pub q: &'a [f32],
+    pub keys: &'a [T],
+    pub values: &'a [T],
+    pub kv_dim: usize,
+    pub off: usize,
+    pub scale: f32,
+}
+
+impl<T> Head<'_, T> {
+    /// Whether a native kernel reading `lanes` elements at a time applies
+    /// over `positions` cached rows: the query a nonzero multiple of `lanes`
+    /// long, room for it in `out`, and every row's head inside `keys` and
+    /// `values`.
+    #[cfg_attr(
+        not(any(
+            target_arch = "x86_64",
+            all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn fits(&self, out: &[f32], positions: usize, lanes: usize) -> bool {
+        let hd = self.q.len();
+        let rows = positions.saturating_mul(self.kv_dim);
+        hd != 0
+            && hd.is_multiple_of(lanes)
+            && out.len() >= hd
+            && self.off + hd <= self.kv_dim
+            && self.keys.len() >= rows
+            && self.values.len() >= rows
+    }
+}
+
+/// An element of the KV cache (f32, or the bits of an f16): its value, the
+/// dot product of a query with a row of them, and the target's native head
+/// over them ([`super::attend_head_f32`]).
+pub(crate) trait CacheElem: Copy {
+    fn to_f32(self) -> f32;
+    fn dot(q: &[f32], k: &[Self]) -> f32;
+    fn native_head(h: &Head<'_, Self>, out: &mut [f32], scores: &mut [f32]) -> bool;
+}
+
+impl CacheElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn dot(q: &[f32], k: &[f32]) -> f32 {
+        dot(q, k)
+    }
+    #[inline(always)]
+    fn native_head(h: &Head<'_, f32>, out: &mut [f32], scores: &mut [f32]) -> bool {
+        super::attend_head_f32(h, out, scores)
+    }
+}
+
+impl CacheElem for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        super::f16_bits_to_f32(self)
+    }
+    #[inline(always)]
+    fn dot(q: &[f32], k: &[u16]) -> f32 {
+        dot_f16(q, k)
+    }
+    #[inline(always)]
+    fn native_head(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -> bool {
+        super::attend_head_f16(h, out, scores)
+    }
+}
 
 /// Causal attention of every query head over the cached rows
 /// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`), into `out`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend<T: Copy>(
+pub(crate) fn attend<T: CacheElem>(
     h: &Heads,
     q: &[f32],
     out: &mut [f32],
     scores: &mut [f32],
     keys: &[T],
     values: &[T],
-    dot: impl Fn(&[f32], &[T]) -> f32,
-    to_f32: impl Fn(T) -> f32,
-    native: NativeHead<T>,
 ) {
     for (head, (qh, oh)) in q
         .chunks_exact(h.hd)
@@ -123,28 +190,43 @@ pub(crate) fn attend<T: Copy>(
         .enumerate()
     {
         let off = (head / h.group_heads) * h.hd;
-        if native(qh, oh, scores, keys, values, h.kv_dim, off, h.scale) {
-            continue;
+        let one = Head {
+            q: qh,
+            keys,
+            values,
+            kv_dim: h.kv_dim,
+            off,
+            scale: h.scale,
+        };
+        if !T::native_head(&one, oh, scores) {
+            attend_head(&one, oh, scores);
         }
-        for (s, krow) in scores.iter_mut().zip(keys.chunks_exact(h.kv_dim)) {
-            *s = krow.get(off..off + h.hd).map_or(0.0, |k| dot(qh, k)) * h.scale;
-        }
-        super::softmax(scores);
-        // Eight output lanes at a time stay in registers across positions;
-        // each output is still the sum over positions in order.
-        for (lane0, oc) in oh.chunks_mut(super::LANES).enumerate() {
-            let base = off + lane0 * super::LANES;
-            let mut acc = [0f32; super::LANES];
-            for (a, vrow) in scores.iter().zip(values.chunks_exact(h.kv_dim)) {
-                if let Some(v) = vrow.get(base..base + oc.len()) {
-                    for (o, e) in acc.iter_mut().zip(v) {
-                        *o += a * to_f32(*e);
-                    }
+    }
+}
+
+/// One attention head in portable code: `scores[p] = (q · key p) · scale`,
+/// softmax, then `out = Σ_p scores[p] · value p`.
+#[inline(always)]
+fn attend_head<T: CacheElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) {
+    let (hd, off) = (h.q.len(), h.off);
+    for (s, krow) in scores.iter_mut().zip(h.keys.chunks_exact(h.kv_dim)) {
+        *s = krow.get(off..off + hd).map_or(0.0, |k| T::dot(h.q, k)) * h.scale;
+    }
+    super::softmax(scores);
+    // Eight output lanes at a time stay in registers across positions;
+    // each output is still the sum over positions in order.
+    for (lane0, oc) in out.chunks_mut(super::LANES).enumerate() {
+        let base = off + lane0 * super::LANES;
+        let mut acc = [0f32; super::LANES];
+        for (a, vrow) in scores.iter().zip(h.values.chunks_exact(h.kv_dim)) {
+            if let Some(v) = vrow.get(base..base + oc.len()) {
+                for (o, e) in acc.iter_mut().zip(v) {
+                    *o += a * e.to_f32();
                 }
             }
-            for (o, a) in oc.iter_mut().zip(acc) {
-                *o = a;
-            }
+        }
+        for (o, a) in oc.iter_mut().zip(acc) {
+            *o = a;
         }
     }
 }

@@ -3,11 +3,11 @@
 //! unit tests compare them); the dispatch falls back to them wherever no
 //! native kernel applies.
 
-use super::activations::{Operands, QuantizedActivations};
+use super::activations::Operands;
 use super::dispatch::{dot_i8, f16_bits_to_f32};
-use super::view::{le_f32, le_u16, F16Scales, F32Scales, Scales, TensorView};
+use super::view::{le_f32, le_u16, Scales, TensorView};
 use super::{Mismatch, LANES};
-use crate::format::{DType, ScaleType};
+use crate::format::DType;
 
 /// The portable body of [`f16_bits_to_f32`].
 #[inline(always)]
@@ -87,17 +87,6 @@ fn dot_f16_bytes(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
-/// [`super::matvec_float`] without target-specific code paths.
-pub fn matvec_float_portable(
-    out: &mut [f32],
-    w: &TensorView<'_>,
-    x: &[f32],
-) -> Result<(), Mismatch> {
-    let x = check_float(out, w, x)?;
-    float_rows(out, w, x);
-    Ok(())
-}
-
 /// The checks of a float matvec: `w` is F32/F16, `out` has one entry per
 /// row, the data holds every row and `x` at least `cols` entries (returns
 /// its first `cols`).
@@ -141,20 +130,6 @@ pub(crate) fn float_rows(out: &mut [f32], w: &TensorView<'_>, x: &[f32]) {
         }
         DType::Q8 | DType::Q4 => {}
     }
-}
-
-/// [`super::matvec_quantized`] without target-specific code paths.
-pub fn matvec_quantized_portable(
-    out: &mut [f32],
-    w: &TensorView<'_>,
-    acts: &QuantizedActivations<'_>,
-) -> Result<(), Mismatch> {
-    let ops = acts.operands(out.len(), w)?;
-    match w.scale_type {
-        ScaleType::F32 => quantized_rows(out, w, &ops, &F32Scales(w.scales)),
-        ScaleType::F16 => quantized_rows(out, w, &ops, &F16Scales(w.scales)),
-    }
-    Ok(())
 }
 
 /// Q8/Q4 rows, one group sum at a time (operands checked by

@@ -3,9 +3,36 @@
 use super::activations::{abs_max, fill_pairs, TokenActivations};
 use super::*;
 use crate::format::{DType, ScaleType};
+use crate::testing::ActivationBuffers;
 extern crate std;
 use std::vec;
 use std::vec::Vec;
+
+/// A tensor's bytes and shape, owned.
+struct Tensor {
+    data: Vec<u8>,
+    scales: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    /// 0 for F32/F16.
+    group: usize,
+    dtype: DType,
+    st: ScaleType,
+}
+
+impl Tensor {
+    fn view(&self) -> TensorView<'_> {
+        TensorView {
+            data: &self.data,
+            scales: &self.scales,
+            rows: self.rows as u32,
+            cols: self.cols as u32,
+            group: self.group as u32,
+            dtype: self.dtype,
+            scale_type: self.st,
+        }
+    }
+}
 
 /// Random weights of `rows × cols` stored as `dtype` (groups of `group`,
 /// scales as `st`), with a few extreme values (−128 bytes, zeros).
@@ -16,7 +43,7 @@ fn tensor(
     group: usize,
     st: ScaleType,
     seed: u64,
-) -> (Vec<u8>, Vec<u8>) {
+) -> Tensor {
     let mut rng = crate::sampling::Rng::new(seed);
     let rb = crate::format::row_bytes(dtype, cols);
     let g = if matches!(dtype, DType::Q8 | DType::Q4) {
@@ -44,7 +71,15 @@ fn tensor(
             *b = 0x80; // −128: the extreme a blob may hold
         }
     }
-    (data, scales)
+    Tensor {
+        data,
+        scales,
+        rows,
+        cols,
+        group: g,
+        dtype,
+        st,
+    }
 }
 
 #[test]
@@ -58,29 +93,13 @@ fn native_matvecs_equal_portable_bit_for_bit() {
                         continue;
                     }
                     for rows in [1usize, 3, 4, 5, 8, 11] {
-                        let (data, scales) = tensor(rows, cols, dtype, group, st, rng.next_u64());
-                        let w = TensorView {
-                            data: &data,
-                            scales: &scales,
-                            rows: rows as u32,
-                            cols: cols as u32,
-                            group: if matches!(dtype, DType::Q8 | DType::Q4) {
-                                group as u32
-                            } else {
-                                0
-                            },
-                            dtype,
-                            scale_type: st,
-                        };
+                        let owned = tensor(rows, cols, dtype, group, st, rng.next_u64());
+                        let w = owned.view();
                         let x: Vec<f32> = (0..cols)
                             .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
                             .collect();
-                        let n = cols + 1;
-                        let (mut q, mut sp, mut sc, mut su) =
-                            (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                        let mut pa = vec![0u32; pair_words(n)];
-                        let mut acts =
-                            QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+                        let mut bufs = ActivationBuffers::new(cols);
+                        let mut acts = bufs.acts();
                         let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
                         match dtype {
                             DType::F32 | DType::F16 => {
@@ -126,22 +145,11 @@ fn abs_max_equals_the_sequential_fold_nans_included() {
 fn quantization_layouts_follow_the_weight_dtype() {
     let mut rng = crate::sampling::Rng::new(4);
     let (rows, cols, group) = (4usize, 64usize, 32usize);
-    let (data, scales) = tensor(rows, cols, DType::Q4, group, ScaleType::F32, 9);
-    let w = TensorView {
-        data: &data,
-        scales: &scales,
-        rows: rows as u32,
-        cols: cols as u32,
-        group: group as u32,
-        dtype: DType::Q4,
-        scale_type: ScaleType::F32,
-    };
+    let owned = tensor(rows, cols, DType::Q4, group, ScaleType::F32, 9);
+    let w = owned.view();
     let x: Vec<f32> = (0..cols).map(|_| rng.next_f32() - 0.5).collect();
-    let n = cols + 1;
-    let (mut q, mut sp, mut sc, mut su) =
-        (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-    let mut pa = vec![0u32; pair_words(n)];
-    let mut acts = QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+    let mut bufs = ActivationBuffers::new(cols);
+    let mut acts = bufs.acts();
     acts.quantize_for(&x, group, DType::Q8);
     assert!(acts.holds(DType::Q8, group) && !acts.holds(DType::Q4, group));
     assert!(!acts.holds(DType::Q8, 16));
@@ -197,16 +205,8 @@ fn multi_token_matmul_equals_one_matvec_per_token_bit_for_bit() {
             for rows in [1usize, 4, 7, 12] {
                 for tokens in [1usize, 2, 3, 4, 5, 9] {
                     let group = 32;
-                    let (data, scales) = tensor(rows, cols, DType::Q8, group, st, rng.next_u64());
-                    let w = TensorView {
-                        data: &data,
-                        scales: &scales,
-                        rows: rows as u32,
-                        cols: cols as u32,
-                        group: group as u32,
-                        dtype: DType::Q8,
-                        scale_type: st,
-                    };
+                    let owned = tensor(rows, cols, DType::Q8, group, st, rng.next_u64());
+                    let w = owned.view();
                     // Per-token buffers at strides wider than needed, as in a session.
                     let (qs, ss) = (cols + 5, cols.div_ceil(group) + 2);
                     let (mut q_all, mut s_all) = (vec![0i8; tokens * qs], vec![0f32; tokens * ss]);
@@ -215,17 +215,13 @@ fn multi_token_matmul_equals_one_matvec_per_token_bit_for_bit() {
                         let x: Vec<f32> = (0..cols)
                             .map(|_| (rng.next_f32() * 2.0 - 1.0) * 3.0)
                             .collect();
-                        let n = cols + 1;
-                        let (mut q, mut sp, mut sc, mut su) =
-                            (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-                        let mut pa = vec![0u32; pair_words(n)];
-                        let mut acts =
-                            QuantizedActivations::new(&mut q, &mut sp, &mut pa, &mut sc, &mut su);
+                        let mut bufs = ActivationBuffers::new(cols);
+                        let mut acts = bufs.acts();
                         acts.quantize(&x, group);
                         matvec_quantized(&mut want[t * rows..(t + 1) * rows], &w, &acts).unwrap();
-                        q_all[t * qs..t * qs + cols].copy_from_slice(&q[..cols]);
+                        q_all[t * qs..t * qs + cols].copy_from_slice(&bufs.q[..cols]);
                         let g = cols.div_ceil(group);
-                        s_all[t * ss..t * ss + g].copy_from_slice(&sc[..g]);
+                        s_all[t * ss..t * ss + g].copy_from_slice(&bufs.scales[..g]);
                     }
                     let view = TokenActivations {
                         q: &q_all,
@@ -287,16 +283,8 @@ fn f16_conversion_matches_half_for_every_value() {
 #[test]
 fn mismatched_operands_are_errors() {
     let (rows, cols) = (3usize, 32usize);
-    let (data, scales) = tensor(rows, cols, DType::F32, 0, ScaleType::F32, 1);
-    let w = TensorView {
-        data: &data,
-        scales: &scales,
-        rows: rows as u32,
-        cols: cols as u32,
-        group: 0,
-        dtype: DType::F32,
-        scale_type: ScaleType::F32,
-    };
+    let owned = tensor(rows, cols, DType::F32, 0, ScaleType::F32, 1);
+    let w = owned.view();
     let x = vec![1f32; cols];
     assert!(matvec_float(&mut [0f32; 3], &w, &x).is_ok());
     assert!(matvec_float(&mut [0f32; 2], &w, &x).is_err());

@@ -7,26 +7,9 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::format::{DType, ModelConfig, MoeConfig, ScaleType};
+use crate::format::{DType, MoeConfig, ScaleType};
 use crate::memory::{plan, plan_batch, plan_draft};
-use crate::testing::random_blob_with_scales;
-
-fn config(moe: Option<MoeConfig>) -> ModelConfig {
-    ModelConfig {
-        dim: 32,
-        n_layers: 2,
-        n_heads: 4,
-        n_kv_heads: 2,
-        hidden_dim: 44,
-        vocab_size: 300,
-        max_seq_len: 24,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-        embedding_scale: 5.0,
-        tied_embeddings: moe.is_none(),
-        moe,
-    }
-}
+use crate::testing::{random_blob_with_scales, test_config};
 
 fn moe() -> Option<MoeConfig> {
     Some(MoeConfig {
@@ -37,7 +20,7 @@ fn moe() -> Option<MoeConfig> {
 }
 
 fn blob(moe: Option<MoeConfig>, dtype: DType) -> Vec<u8> {
-    random_blob_with_scales(&config(moe), dtype, 16, ScaleType::F16, 3).unwrap()
+    random_blob_with_scales(&test_config(moe), dtype, 16, ScaleType::F16, 3).unwrap()
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

@@ -73,11 +73,8 @@ impl Owned {
 }
 
 pub fn matvec_vec(w: &TensorView<'_>, x: &[f32]) -> Vec<f32> {
-    let n = x.len() + 1;
-    let (mut q, mut split, mut s, mut sums) =
-        (vec![0i8; n], vec![0i8; n], vec![0f32; n], vec![0i32; n]);
-    let mut pairs = vec![0u32; kernels::pair_words(n)];
-    let mut acts = QuantizedActivations::new(&mut q, &mut split, &mut pairs, &mut s, &mut sums);
+    let mut bufs = testing::ActivationBuffers::new(x.len());
+    let mut acts = bufs.acts();
     let mut out = vec![0f32; w.rows()];
     kernels::matvec(&mut out, w, x, &mut acts).unwrap();
     out
@@ -254,22 +251,7 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     }
 }
 
-pub fn small_test_config(moe: Option<MoeConfig>) -> ModelConfig {
-    ModelConfig {
-        dim: 32,
-        n_layers: 2,
-        n_heads: 4,
-        n_kv_heads: 2,
-        hidden_dim: 44,
-        vocab_size: 300,
-        max_seq_len: 24,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-        embedding_scale: 5.0,
-        tied_embeddings: moe.is_none(),
-        moe,
-    }
-}
+pub use runtime::testing::test_config;
 
 pub const A: u32 = special::FIRST_BYTE + b'a' as u32;
 pub const Q: u32 = special::FIRST_BYTE + b'q' as u32;

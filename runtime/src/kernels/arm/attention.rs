@@ -2,6 +2,36 @@
 
 use core::arch::asm;
 
+use crate::kernels::nn::Head;
+
+/// Converts the eight halves of `s8..s11` (low half first) to `s24..s31`.
+macro_rules! cvt8 {
+    () => {
+        concat!(
+            "vcvtb.f32.f16 s24, s8\n",
+            "vcvtt.f32.f16 s25, s8\n",
+            "vcvtb.f32.f16 s26, s9\n",
+            "vcvtt.f32.f16 s27, s9\n",
+            "vcvtb.f32.f16 s28, s10\n",
+            "vcvtt.f32.f16 s29, s10\n",
+            "vcvtb.f32.f16 s30, s11\n",
+            "vcvtt.f32.f16 s31, s11\n",
+        )
+    };
+}
+
+/// Clears the eight lane accumulators `s0..s7` (`{z}` holds 0).
+macro_rules! zero8 {
+    () => {
+        concat!(
+            "vmov s0, s1, {z}, {z}\n",
+            "vmov s2, s3, {z}, {z}\n",
+            "vmov s4, s5, {z}, {z}\n",
+            "vmov s6, s7, {z}, {z}\n",
+        )
+    };
+}
+
 /// One attention head over an f16 KV cache, head size a multiple of 8, as
 /// the portable loop computes it: `scores[p] = combine(q · k_p) · scale`
 /// with eight lanes accumulated chunk by chunk (VMLA is the unfused
@@ -9,31 +39,14 @@ use core::arch::asm;
 /// `out_i = Σ_p scores[p] · v_p,i` in position order, eight outputs at a
 /// time. Keys and values are converted two at a time (VCVTB/VCVTT) straight
 /// from the cache words. Returns false (nothing done) when it does not apply.
-#[allow(clippy::too_many_arguments)]
-pub fn attend_head_f16(
-    q: &[f32],
-    out: &mut [f32],
-    scores: &mut [f32],
-    keys: &[u16],
-    values: &[u16],
-    kv_dim: usize,
-    off: usize,
-    scale: f32,
-) -> bool {
-    let hd = q.len();
-    let chunks = hd / 8;
-    let n = scores.len();
-    let rows = n.saturating_mul(kv_dim);
+pub fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -> bool {
+    let (q, n, chunks) = (h.q, scores.len(), h.q.len() / 8);
+    let (keys, values, kv_dim, off) = (h.keys, h.values, h.kv_dim, h.off);
     let aligned = |p: *const u16| (p as usize).is_multiple_of(4);
-    if chunks == 0
-        || !hd.is_multiple_of(8)
-        || out.len() < hd
+    if !h.fits(out, n, 8)
         || n == 0
         || !kv_dim.is_multiple_of(2)
         || !off.is_multiple_of(2)
-        || off + hd > kv_dim
-        || keys.len() < rows
-        || values.len() < rows
         || !aligned(keys.as_ptr())
         || !aligned(values.as_ptr())
     {
@@ -47,24 +60,14 @@ pub fn attend_head_f16(
         asm!(
             "vmov s12, {scale}",
             "2:",
-            "vmov s0, s1, {z}, {z}",
-            "vmov s2, s3, {z}, {z}",
-            "vmov s4, s5, {z}, {z}",
-            "vmov s6, s7, {z}, {z}",
+            zero8!(),
             "mov {j}, {chunks}",
             "mov {qq}, {qp}",
             "mov {kk}, {kp}",
             "3:",
             "vldmia {qq}!, {{s16-s23}}",
             "vldmia {kk}!, {{s8-s11}}",
-            "vcvtb.f32.f16 s24, s8",
-            "vcvtt.f32.f16 s25, s8",
-            "vcvtb.f32.f16 s26, s9",
-            "vcvtt.f32.f16 s27, s9",
-            "vcvtb.f32.f16 s28, s10",
-            "vcvtt.f32.f16 s29, s10",
-            "vcvtb.f32.f16 s30, s11",
-            "vcvtt.f32.f16 s31, s11",
+            cvt8!(),
             "vmla.f32 s0, s16, s24",
             "vmla.f32 s1, s17, s25",
             "vmla.f32 s2, s18, s26",
@@ -96,7 +99,7 @@ pub fn attend_head_f16(
             qq = out(reg) _,
             kk = out(reg) _,
             stride = in(reg) stride,
-            scale = in(reg) scale.to_bits(),
+            scale = in(reg) h.scale.to_bits(),
             z = in(reg) 0u32,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
@@ -115,22 +118,12 @@ pub fn attend_head_f16(
         // whose values lie at `off + 8c..off + 8c + 8` of every row.
         unsafe {
             asm!(
-                "vmov s0, s1, {z}, {z}",
-                "vmov s2, s3, {z}, {z}",
-                "vmov s4, s5, {z}, {z}",
-                "vmov s6, s7, {z}, {z}",
+                zero8!(),
                 "2:",
                 "vldmia {ap}!, {{s16}}",
                 "vldmia {vp}, {{s8-s11}}",
                 "add {vp}, {vp}, {stride}",
-                "vcvtb.f32.f16 s24, s8",
-                "vcvtt.f32.f16 s25, s8",
-                "vcvtb.f32.f16 s26, s9",
-                "vcvtt.f32.f16 s27, s9",
-                "vcvtb.f32.f16 s28, s10",
-                "vcvtt.f32.f16 s29, s10",
-                "vcvtb.f32.f16 s30, s11",
-                "vcvtt.f32.f16 s31, s11",
+                cvt8!(),
                 "vmla.f32 s0, s16, s24",
                 "vmla.f32 s1, s16, s25",
                 "vmla.f32 s2, s16, s26",

@@ -4,10 +4,10 @@
 
 use core::arch::asm;
 
-/// Sixteen int8 multiply-adds into `{isum}`: per four weights one load,
-/// two unpacks (SXTB16), one double-word load of activation pairs and two
-/// dual 16-bit multiply-adds (SMLAD).
-macro_rules! mac16 {
+/// Four int8 multiply-adds into `{isum}`: one load of four weights, two
+/// unpacks (SXTB16), one double-word load of activation pairs and two dual
+/// 16-bit multiply-adds (SMLAD).
+macro_rules! mac4 {
     () => {
         concat!(
             "ldr {w}, [{wp}], #4\n",
@@ -16,25 +16,14 @@ macro_rules! mac16 {
             "smlad {isum}, {a}, {x0}, {isum}\n",
             "sxtb16 {a}, {w}, ror #8\n",
             "smlad {isum}, {a}, {x1}, {isum}\n",
-            "ldr {w}, [{wp}], #4\n",
-            "ldrd {x0}, {x1}, [{xp}], #8\n",
-            "sxtb16 {a}, {w}\n",
-            "smlad {isum}, {a}, {x0}, {isum}\n",
-            "sxtb16 {a}, {w}, ror #8\n",
-            "smlad {isum}, {a}, {x1}, {isum}\n",
-            "ldr {w}, [{wp}], #4\n",
-            "ldrd {x0}, {x1}, [{xp}], #8\n",
-            "sxtb16 {a}, {w}\n",
-            "smlad {isum}, {a}, {x0}, {isum}\n",
-            "sxtb16 {a}, {w}, ror #8\n",
-            "smlad {isum}, {a}, {x1}, {isum}\n",
-            "ldr {w}, [{wp}], #4\n",
-            "ldrd {x0}, {x1}, [{xp}], #8\n",
-            "sxtb16 {a}, {w}\n",
-            "smlad {isum}, {a}, {x0}, {isum}\n",
-            "sxtb16 {a}, {w}, ror #8\n",
-            "smlad {isum}, {a}, {x1}, {isum}\n",
         )
+    };
+}
+
+/// Sixteen int8 multiply-adds into `{isum}`: four [`mac4`]s.
+macro_rules! mac16 {
+    () => {
+        concat!(mac4!(), mac4!(), mac4!(), mac4!())
     };
 }
 
@@ -108,42 +97,45 @@ macro_rules! q8_groups {
     };
 }
 
+/// The Q8 group body for groups of 32 (the default export): two runs of
+/// [`mac16`], no inner loop (its counter would cost five instructions a
+/// group and two registers).
+macro_rules! q8_groups32 {
+    ($w:expr, $x:expr, $ws:expr, $xs:expr, $groups:expr, $scale:expr) => {
+        scaled_groups!(
+            ws: $ws, xs: $xs, groups: $groups, scale: $scale,
+            body: [mac16!(), mac16!()],
+            ops: [wp = inout(reg) $w => _, xp = inout(reg) $x => _,]
+        )
+    };
+}
+
 /// `Σ_g isum_g · (w_scale_g · x_scale_g)` over `groups ≥ 1` whole groups
-/// of `16 · n16` weights of one Q8 row, with half-precision weight scales:
-/// each group's exact integer sum is converted, scaled and added in group
-/// order with the portable loop's roundings (VMLA rounds the product, then
-/// the sum).
+/// of `16 · n16` weights of one Q8 row, with half-precision weight scales
+/// (`half`) or f32 ones: each group's exact integer sum is converted, scaled
+/// and added in group order with the portable loop's roundings (VMLA rounds
+/// the product, then the sum).
 ///
 /// # Safety
 /// `w` points at `16 · n16 · groups` readable bytes, `x` at `8 · n16 ·
-/// groups` word-aligned pair words, `ws` at `groups` little-endian halves,
+/// groups` word-aligned pair words, `ws` at `groups` little-endian scales,
 /// `xs` at `groups` f32s. (LDR and LDRH may be unaligned on Armv7E-M.)
 #[inline(always)]
-pub unsafe fn q8_groups_f16(
+pub unsafe fn q8_groups(
     w: *const u8,
     x: *const u32,
     ws: *const u8,
     xs: *const f32,
     groups: usize,
     n16: usize,
+    half: bool,
 ) -> f32 {
-    q8_groups!(w, x, ws, xs, groups, n16, scale_f16!())
-}
-
-/// [`q8_groups_f16`] with f32 weight scales (`ws` at `groups` f32s).
-///
-/// # Safety
-/// As [`q8_groups_f16`].
-#[inline(always)]
-pub unsafe fn q8_groups_f32(
-    w: *const u8,
-    x: *const u32,
-    ws: *const u8,
-    xs: *const f32,
-    groups: usize,
-    n16: usize,
-) -> f32 {
-    q8_groups!(w, x, ws, xs, groups, n16, scale_f32!())
+    match (n16, half) {
+        (2, true) => q8_groups32!(w, x, ws, xs, groups, scale_f16!()),
+        (2, false) => q8_groups32!(w, x, ws, xs, groups, scale_f32!()),
+        (_, true) => q8_groups!(w, x, ws, xs, groups, n16, scale_f16!()),
+        (_, false) => q8_groups!(w, x, ws, xs, groups, n16, scale_f32!()),
+    }
 }
 
 /// Eight Q4 multiply-adds into `{isum}` (unsigned nibbles times int8
@@ -189,37 +181,26 @@ macro_rules! q4_groups32 {
 
 /// `Σ_g (isum_g − 8 · xsum_g) · (w_scale_g · x_scale_g)` over `groups ≥ 1`
 /// whole groups of 32 weights of one Q4 row (16 bytes each), with
-/// half-precision weight scales, in group order with the portable loop's
-/// roundings.
+/// half-precision weight scales (`half`) or f32 ones, in group order with
+/// the portable loop's roundings.
 ///
 /// # Safety
 /// `w` points at `16 · groups` readable bytes, `x` at `16 · groups`
-/// word-aligned Q4 pair words, `ws` at `groups` little-endian halves, `xs`
+/// word-aligned Q4 pair words, `ws` at `groups` little-endian scales, `xs`
 /// at `groups` f32s and `xsum` at `groups` i32s.
 #[inline(always)]
-pub unsafe fn q4_groups32_f16(
+pub unsafe fn q4_groups32(
     w: *const u8,
     x: *const u32,
     ws: *const u8,
     xs: *const f32,
     xsum: *const i32,
     groups: usize,
+    half: bool,
 ) -> f32 {
-    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f16!())
-}
-
-/// [`q4_groups32_f16`] with f32 weight scales (`ws` at `groups` f32s).
-///
-/// # Safety
-/// As [`q4_groups32_f16`].
-#[inline(always)]
-pub unsafe fn q4_groups32_f32(
-    w: *const u8,
-    x: *const u32,
-    ws: *const u8,
-    xs: *const f32,
-    xsum: *const i32,
-    groups: usize,
-) -> f32 {
-    q4_groups32!(w, x, ws, xs, xsum, groups, scale_f32!())
+    if half {
+        q4_groups32!(w, x, ws, xs, xsum, groups, scale_f16!())
+    } else {
+        q4_groups32!(w, x, ws, xs, xsum, groups, scale_f32!())
+    }
 }

@@ -15,58 +15,120 @@ pub fn quantized_rows<S: Scales>(
     o: &Operands<'_>,
     s: &S,
 ) -> bool {
-    let cols = w.cols();
+    let Some(scales) = RawScales::of(s) else {
+        return false;
+    };
+    if o.layouts.pairs != Some(w.dtype) {
+        return false;
+    }
     match w.dtype {
-        DType::Q8 => {
-            o.layouts.pairs == Some(DType::Q8)
-                && q8_rows_dsp(out, w.data, cols, s, o.group, o.xq, o.pairs, o.xs)
-        }
-        DType::Q4 => {
-            o.layouts.pairs == Some(DType::Q4)
-                && q4_rows_dsp(out, w.data, cols, s, o.group, o.xq, o.pairs, o.xs, o.xsum)
-        }
+        DType::Q8 => q8_rows_dsp(out, w.data, w.cols(), &scales, o),
+        DType::Q4 => q4_rows_dsp(out, w.data, w.cols(), &scales, o),
         DType::F32 | DType::F16 => false,
     }
 }
 
-/// A scale table's bytes, bytes per scale and whether they are halves
-/// (None for a table the native kernels do not read raw).
-fn raw_scales<S: Scales>(scales: &S) -> Option<(&[u8], usize, bool)> {
-    match (scales.f16_bytes(), scales.f32_bytes()) {
-        (Some(b), _) => Some((b, 2, true)),
-        (None, Some(b)) => Some((b, 4, false)),
-        (None, None) => None,
+/// A scale table as the assembly loops read it: its bytes, halves or f32s.
+struct RawScales<'a> {
+    bytes: &'a [u8],
+    half: bool,
+}
+
+impl<'a> RawScales<'a> {
+    /// None for a table the native kernels do not read raw.
+    fn of<S: Scales>(scales: &'a S) -> Option<Self> {
+        match (scales.f16_bytes(), scales.f32_bytes()) {
+            (Some(bytes), _) => Some(Self { bytes, half: true }),
+            (None, Some(bytes)) => Some(Self { bytes, half: false }),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a product of `out_len` rows of `row_bytes` bytes (`cols`
+    /// weights, `gpr` groups) reads inside `data`, this table and the
+    /// activations `o`.
+    fn fit(
+        &self,
+        out_len: usize,
+        data: &[u8],
+        row_bytes: usize,
+        cols: usize,
+        gpr: usize,
+        o: &Operands<'_>,
+    ) -> bool {
+        cols != 0
+            && o.xq.len() >= cols
+            && o.xs.len() >= gpr
+            && data.len() >= out_len.saturating_mul(row_bytes)
+            && self.bytes.len() >= out_len.saturating_mul(gpr * self.width())
+    }
+
+    fn width(&self) -> usize {
+        if self.half {
+            2
+        } else {
+            4
+        }
+    }
+
+    /// Scale `g` of the row whose scales start at `ws`.
+    ///
+    /// # Safety
+    /// `ws` points at the row's scales, which hold scale `g`.
+    #[inline(always)]
+    unsafe fn get(&self, ws: *const u8, g: usize) -> f32 {
+        let bytes = core::slice::from_raw_parts(ws.add(g * self.width()), self.width());
+        if self.half {
+            F16Scales(bytes).get(0)
+        } else {
+            F32Scales(bytes).get(0)
+        }
+    }
+
+    /// `out[r] = row(weights of row r, scales of row r)` for every row of
+    /// `row_bytes` weight bytes and `gpr` scales, with nothing but two
+    /// pointers carried from row to row (the row loop runs between the
+    /// assembly loops, where registers are scarce).
+    ///
+    /// # Safety
+    /// `data` holds `out.len()` rows and the table covers them (`covers`).
+    #[inline(always)]
+    unsafe fn each_row(
+        &self,
+        out: &mut [f32],
+        data: &[u8],
+        row_bytes: usize,
+        gpr: usize,
+        mut row: impl FnMut(*const u8, *const u8) -> f32,
+    ) {
+        let (mut w, mut ws) = (data.as_ptr(), self.bytes.as_ptr());
+        let step = gpr * self.width();
+        for o in out.iter_mut() {
+            *o = row(w, ws);
+            w = w.add(row_bytes);
+            ws = ws.add(step);
+        }
     }
 }
 
 /// Q8 rows on Armv7E-M: each row's whole groups in one assembly loop over
 /// the activations' SXTB16 pair layout, its short last group word by word,
-/// with [`dot_q8_row`]'s results bit for bit. Returns false (nothing
+/// with the portable kernel's results bit for bit. Returns false (nothing
 /// written) where it does not apply: a group size not a multiple of 16,
 /// activations without pairs, or a scale table shorter than the rows.
-#[allow(clippy::too_many_arguments)]
-fn q8_rows_dsp<S: Scales>(
+fn q8_rows_dsp(
     out: &mut [f32],
     data: &[u8],
     cols: usize,
-    scales: &S,
-    group: usize,
-    xq: &[i8],
-    pairs: &[u32],
-    xs: &[f32],
+    scales: &RawScales<'_>,
+    o: &Operands<'_>,
 ) -> bool {
+    let (group, xq, pairs, xs) = (o.group, o.xq, o.pairs, o.xs);
     let gpr = cols.div_ceil(group.max(1));
-    let Some((raw, scale_bytes, half)) = raw_scales(scales) else {
-        return false;
-    };
     if group == 0
         || !group.is_multiple_of(16)
-        || cols == 0
-        || xq.len() < cols
         || pairs.len() < pair_words(cols)
-        || xs.len() < gpr
-        || data.len() < out.len().saturating_mul(cols)
-        || raw.len() < out.len().saturating_mul(gpr * scale_bytes)
+        || !scales.fit(out.len(), data, cols, cols, gpr, o)
     {
         return false;
     }
@@ -77,77 +139,49 @@ fn q8_rows_dsp<S: Scales>(
     };
     // Read only when there is a short last group.
     let tail_sx = xs.get(whole).copied().unwrap_or(0.0);
-    let rows = data
-        .chunks_exact(cols)
-        .zip(raw.chunks_exact(gpr * scale_bytes));
-    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
-        let mut acc = 0f32;
-        if whole > 0 {
-            let (w, x, ws, xsp) = (
-                row.as_ptr(),
-                pairs.as_ptr(),
-                row_scales.as_ptr(),
-                xs.as_ptr(),
-            );
-            // SAFETY: the row holds `whole · group` bytes, `pairs` `whole ·
-            // group / 2` words, `row_scales` `whole` scales and `xs` `whole`
-            // f32s (all checked above); `group / 16 ≥ 1`.
-            acc = unsafe {
-                if half {
-                    groups::q8_groups_f16(w, x, ws, xsp, whole, group / 16)
-                } else {
-                    groups::q8_groups_f32(w, x, ws, xsp, whole, group / 16)
-                }
-            };
-        }
-        if tail < cols {
-            let Some(row_tail) = row.get(tail..) else {
-                return false;
-            };
-            let isum = super::dot_i8_pairs_tail(row_tail, tail_pairs, tail_x);
-            let sw = if half {
-                F16Scales(row_scales).get(whole)
-            } else {
-                F32Scales(row_scales).get(whole)
-            };
-            acc += isum as f32 * (sw * tail_sx);
-        }
-        *o = acc;
+    let (x, xsp, n16) = (pairs.as_ptr(), xs.as_ptr(), group / 16);
+    // SAFETY: `data` holds every row and the scale table covers them
+    // (checked above). Each row holds `whole · group` bytes, `pairs` `whole
+    // · group / 2` words, each row's scales `whole` scales and `xs` `whole`
+    // f32s; `group / 16 ≥ 1`. The short last group is `cols - tail` bytes
+    // after the row's first `tail` and its scale the row's scale `whole`.
+    unsafe {
+        scales.each_row(out, data, cols, gpr, |w, ws| {
+            let mut acc = 0f32;
+            if whole > 0 {
+                acc = groups::q8_groups(w, x, ws, xsp, whole, n16, scales.half);
+            }
+            if tail < cols {
+                let row_tail = core::slice::from_raw_parts(w.add(tail), cols - tail);
+                let isum = super::dot_i8_pairs_tail(row_tail, tail_pairs, tail_x);
+                acc += isum as f32 * (scales.get(ws, whole) * tail_sx);
+            }
+            acc
+        });
     }
     true
 }
 
 /// Q4 rows on Armv7E-M: each row's whole groups of 32 in one assembly loop
 /// over the activations' Q4 pair order, its short last group nibble by
-/// nibble, with [`dot_q4_row`]'s results bit for bit. Returns false
+/// nibble, with the portable kernel's results bit for bit. Returns false
 /// (nothing written) where it does not apply: another group size or a
 /// buffer or scale table shorter than the rows.
-#[allow(clippy::too_many_arguments)]
-fn q4_rows_dsp<S: Scales>(
+fn q4_rows_dsp(
     out: &mut [f32],
     data: &[u8],
     cols: usize,
-    scales: &S,
-    group: usize,
-    xq: &[i8],
-    pairs: &[u32],
-    xs: &[f32],
-    xsum: &[i32],
+    scales: &RawScales<'_>,
+    o: &Operands<'_>,
 ) -> bool {
-    let Some((raw, scale_bytes, half)) = raw_scales(scales) else {
-        return false;
-    };
+    let (xq, pairs, xs, xsum) = (o.xq, o.pairs, o.xs, o.xsum);
     let rb = cols.div_ceil(2);
     let gpr = cols.div_ceil(32);
     let whole = cols / 32;
-    if group != 32
-        || cols == 0
-        || xq.len() < cols
+    if o.group != 32
         || pairs.len() < whole * 16
-        || xs.len() < gpr
         || xsum.len() < gpr
-        || data.len() < out.len().saturating_mul(rb)
-        || raw.len() < out.len().saturating_mul(gpr * scale_bytes)
+        || !scales.fit(out.len(), data, rb, cols, gpr, o)
     {
         return false;
     }
@@ -160,40 +194,29 @@ fn q4_rows_dsp<S: Scales>(
         xs.get(whole).copied().unwrap_or(0.0),
         xsum.get(whole).copied().unwrap_or(0),
     );
-    let rows = data
-        .chunks_exact(rb)
-        .zip(raw.chunks_exact(gpr * scale_bytes));
-    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
-        let mut acc = 0f32;
-        if whole > 0 {
-            let (w, x, ws) = (row.as_ptr(), pairs.as_ptr(), row_scales.as_ptr());
-            let (xsp, sump) = (xs.as_ptr(), xsum.as_ptr());
-            // SAFETY: the row holds `16 · whole` bytes, `pairs` `16 · whole`
-            // words, `row_scales` `whole` scales, `xs` and `xsum` `whole`
-            // entries (all checked above).
-            acc = unsafe {
-                if half {
-                    groups::q4_groups32_f16(w, x, ws, xsp, sump, whole)
-                } else {
-                    groups::q4_groups32_f32(w, x, ws, xsp, sump, whole)
-                }
-            };
-        }
-        if tail < cols {
-            let mut isum = 0i32;
-            for (i, xv) in tail_x.iter().enumerate() {
-                let e = tail + i;
-                let byte = row.get(e / 2).copied().unwrap_or(0);
-                isum += ((byte >> (4 * (e & 1))) & 0x0f) as i32 * *xv as i32;
+    let (x, xsp, sump) = (pairs.as_ptr(), xs.as_ptr(), xsum.as_ptr());
+    // SAFETY: `data` holds every row and the scale table covers them
+    // (checked above). Each row holds `16 · whole` bytes (and `rb` in all),
+    // `pairs` `16 · whole` words, each row's scales `whole` scales (and one
+    // more for a short last group), `xs` and `xsum` `whole` entries.
+    unsafe {
+        scales.each_row(out, data, rb, gpr, |w, ws| {
+            let mut acc = 0f32;
+            if whole > 0 {
+                acc = groups::q4_groups32(w, x, ws, xsp, sump, whole, scales.half);
             }
-            let sw = if half {
-                F16Scales(row_scales).get(whole)
-            } else {
-                F32Scales(row_scales).get(whole)
-            };
-            acc += (isum - 8 * tail_sum) as f32 * (sw * tail_sx);
-        }
-        *o = acc;
+            if tail < cols {
+                let row = core::slice::from_raw_parts(w, rb);
+                let mut isum = 0i32;
+                for (i, xv) in tail_x.iter().enumerate() {
+                    let e = tail + i;
+                    let byte = row.get(e / 2).copied().unwrap_or(0);
+                    isum += ((byte >> (4 * (e & 1))) & 0x0f) as i32 * *xv as i32;
+                }
+                acc += (isum - 8 * tail_sum) as f32 * (scales.get(ws, whole) * tail_sx);
+            }
+            acc
+        });
     }
     true
 }

@@ -3,6 +3,7 @@
 use core::arch::x86_64::*;
 
 use super::{avx2, f16c, lanes};
+use crate::kernels::nn::Head;
 use crate::kernels::portable::combine;
 use crate::kernels::LANES;
 
@@ -35,38 +36,21 @@ impl KvElem for u16 {
 }
 
 /// One attention head: `scores[p] = dot(q, key p) · scale` for every cached
-/// position, softmax, then `out = Σ_p scores[p] · value p`, the key/value of
-/// position `p` being `rows[p · kv_dim + off ..][..q.len()]`. Same sums as
-/// the portable code (8 lanes per dot product, combined in the fixed order;
-/// each output element summed over positions in order). Needs
+/// position, softmax, then `out = Σ_p scores[p] · value p` ([`Head`]). Same
+/// sums as the portable code (8 lanes per dot product, combined in the fixed
+/// order; each output element summed over positions in order). Needs
 /// `q.len() % 8 == 0`; returns false (nothing done) when it does not apply.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_head<T: KvElem>(
-    q: &[f32],
-    out: &mut [f32],
-    scores: &mut [f32],
-    keys: &[T],
-    values: &[T],
-    kv_dim: usize,
-    off: usize,
-    scale: f32,
-) -> bool {
-    let hd = q.len();
-    let n = scores.len();
-    if hd == 0
-        || !hd.is_multiple_of(LANES)
-        || out.len() < hd
-        || off + hd > kv_dim
-        || keys.len() < n * kv_dim
-        || values.len() < n * kv_dim
-        || !T::usable()
-    {
+#[inline(always)]
+pub(crate) fn attend_head<T: KvElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) -> bool {
+    let (q, n, hd) = (h.q, scores.len(), h.q.len());
+    if !h.fits(out, n, LANES) || !T::usable() {
         return false;
     }
+    let (keys, values, kv_dim, off) = (h.keys, h.values, h.kv_dim, h.off);
     // SAFETY: the CPU features are present and every row `p < n` of
     // `kv_dim` elements lies inside `keys` and `values` (checked above).
     unsafe {
-        scores_avx2(q, scores, keys.as_ptr(), kv_dim, off, scale);
+        scores_avx2(q, scores, keys.as_ptr(), kv_dim, off, h.scale);
     }
     // SAFETY: AVX2 is present (implied by `T::usable`).
     unsafe { softmax_avx2(scores) };

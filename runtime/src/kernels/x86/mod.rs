@@ -12,17 +12,37 @@
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use super::activations::Operands;
 use super::portable::combine;
-use super::view::Scales;
+use super::view::{Scales, TensorView};
 use super::LANES;
+use crate::format::DType;
 
 mod attention;
 mod q4;
 mod q8;
+mod rows;
 
 pub(crate) use attention::{attend_head, softmax};
-pub(crate) use q4::matvec_q4;
-pub(crate) use q8::{matmul_q8, matvec_q8};
+pub(crate) use q8::matmul_q8;
+
+/// Q8/Q4 rows ([`q8::matvec_q8`], [`q4::matvec_q4`]); false (nothing
+/// written) where no kernel here applies.
+pub(crate) fn quantized_rows<S: Scales>(
+    out: &mut [f32],
+    w: &TensorView<'_>,
+    o: &Operands<'_>,
+    s: &S,
+) -> bool {
+    let Some(m) = rows::Matrix::fit(w, s, out.len()) else {
+        return false;
+    };
+    match w.dtype {
+        DType::Q8 => q8::matvec_q8(out, &m, s, o.xq, o.xs),
+        DType::Q4 => q4::matvec_q4(out, &m, s, o.split, o.xs, o.xsum),
+        DType::F32 | DType::F16 => false,
+    }
+}
 
 /// Whether AVX2 and F16C are usable (CPU and OS), detected once.
 #[inline]
