@@ -166,36 +166,6 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// Exact IEEE half → single conversion without branches on the value (so it
-/// vectorizes): the magnitude bits are shifted into place and rescaled by
-/// 2^112, which also maps half subnormals exactly; infinities and NaNs are
-/// patched with a select. Cortex-M4/M7 with an FPU convert in hardware.
-#[inline(always)]
-pub fn f16_bits_to_f32(h: u16) -> f32 {
-    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
-    {
-        super::arm::f16_bits_to_f32(h)
-    }
-    #[cfg(not(all(target_arch = "arm", thinkling_arm_fp16)))]
-    {
-        portable::f16_bits_to_f32_soft(h)
-    }
-}
-
-/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations (the DSP
-/// extension's SXTB16 + SMLAD on Cortex-M4/M7).
-#[inline(always)]
-pub(crate) fn dot_i8(w: &[u8], x: &[i8]) -> i32 {
-    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
-    {
-        super::arm::dot_i8(w, x)
-    }
-    #[cfg(not(all(target_arch = "arm", thinkling_arm_dsp)))]
-    {
-        portable::dot_i8_soft(w, x)
-    }
-}
-
 /// The native kernels of x86-64: AVX2 (and F16C), detected at run time.
 #[cfg(target_arch = "x86_64")]
 mod native {

@@ -1,6 +1,8 @@
 //! The arithmetic of the forward pass over weights read in place from the
 //! blob. One file per concern, in reading order:
 //!
+//! - [`scalar`]: half → single conversion and the int8 group dot product,
+//!   each with its target's instruction (a leaf every other module uses);
 //! - [`view`]: [`TensorView`], a weight matrix borrowed from the blob, and
 //!   the byte readers (little-endian f32/f16, scale tables);
 //! - [`activations`]: an activation vector quantized to int8 for Q8/Q4
@@ -31,6 +33,7 @@ pub mod activations;
 pub mod dispatch;
 pub mod nn;
 pub mod portable;
+pub mod scalar;
 pub mod view;
 
 #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
@@ -44,11 +47,12 @@ mod tests;
 pub use activations::{pair_words, QuantizedActivations};
 pub(crate) use dispatch::{attend_head_f16, attend_head_f32, matmul_quantized};
 pub use dispatch::{
-    f16_bits_to_f32, matvec, matvec_float, matvec_float_portable, matvec_quantized,
-    matvec_quantized_portable, softmax,
+    matvec, matvec_float, matvec_float_portable, matvec_quantized, matvec_quantized_portable,
+    softmax,
 };
 pub use nn::{add_assign, exp, rmsnorm, swiglu};
-pub use portable::{dot, f16_bits_to_f32_soft};
+pub use portable::dot;
+pub use scalar::{f16_bits_to_f32, f16_bits_to_f32_soft};
 pub use view::{le_f32, le_u16, TensorView};
 
 /// Independent f32 accumulators of a dot product (enough for two 4-wide SIMD

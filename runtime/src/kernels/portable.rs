@@ -4,24 +4,10 @@
 //! native kernel applies.
 
 use super::activations::Operands;
-use super::dispatch::{dot_i8, f16_bits_to_f32};
+use super::scalar::{dot_i8, f16_bits_to_f32};
 use super::view::{le_f32, le_u16, Scales, TensorView};
 use super::{Mismatch, LANES};
 use crate::format::DType;
-
-/// The portable body of [`f16_bits_to_f32`].
-#[inline(always)]
-pub fn f16_bits_to_f32_soft(h: u16) -> f32 {
-    let h = h as u32;
-    let mag = (h & 0x7fff) << 13;
-    let scaled = f32::from_bits(mag) * f32::from_bits(0x7780_0000); // 2^112
-    let v = if h & 0x7c00 == 0x7c00 {
-        f32::from_bits(mag | 0x7f80_0000)
-    } else {
-        scaled
-    };
-    f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
-}
 
 #[inline(always)]
 pub(crate) fn combine(acc: [f32; LANES]) -> f32 {
@@ -160,16 +146,6 @@ pub(crate) fn quantized_rows<S: Scales>(
         }
         DType::F32 | DType::F16 => {}
     }
-}
-
-/// Exact `Σ w·x` of int8 weights (as bytes) and int8 activations.
-#[inline(always)]
-#[allow(dead_code)]
-pub(crate) fn dot_i8_soft(w: &[u8], x: &[i8]) -> i32 {
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
-        .sum()
 }
 
 #[inline]

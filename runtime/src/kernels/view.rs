@@ -1,7 +1,8 @@
 //! [`TensorView`]: a weight matrix borrowed from the blob, and the readers
 //! of its bytes (little-endian f32 and f16, per-group scale tables).
 
-use super::{f16_bits_to_f32, Mismatch};
+use super::scalar::f16_bits_to_f32;
+use super::Mismatch;
 use crate::format::{DType, ScaleType, TensorRecord};
 
 /// A weight matrix borrowed from the blob: `rows × cols`, row-major, in its
