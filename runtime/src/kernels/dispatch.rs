@@ -6,8 +6,8 @@
 //! `thinkling_arm_fp16`); every other target has no native kernels.
 
 use super::activations::{Operands, QuantizedActivations, TokenActivations};
-use super::nn::Head;
 use super::portable;
+use super::view::Head;
 use super::view::{F16Scales, F32Scales, Scales, TensorView};
 use super::Mismatch;
 use crate::format::{DType, ScaleType};
@@ -162,7 +162,7 @@ pub(crate) fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [
 /// inverse.
 pub fn softmax(x: &mut [f32]) {
     if !native::softmax(x) {
-        super::nn::softmax_body(x);
+        super::portable::softmax_body(x);
     }
 }
 

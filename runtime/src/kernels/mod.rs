@@ -50,8 +50,8 @@ pub use dispatch::{
     matvec, matvec_float, matvec_float_portable, matvec_quantized, matvec_quantized_portable,
     softmax,
 };
-pub use nn::{add_assign, exp, rmsnorm, swiglu};
-pub use portable::dot;
+pub use nn::{add_assign, rmsnorm, swiglu};
+pub use portable::{dot, exp};
 pub use scalar::{f16_bits_to_f32, f16_bits_to_f32_soft};
 pub use view::{le_f32, le_u16, TensorView};
 

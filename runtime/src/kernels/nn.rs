@@ -1,8 +1,9 @@
-//! The small vector operations of a transformer: RMSNorm, `exp` and
-//! softmax, SwiGLU, RoPE, attention of one query over a KV cache, and the
+//! The small vector operations of a transformer: RMSNorm, SwiGLU, RoPE, attention of one query over a KV cache, and the
 //! choice of experts of a mixture.
 
-use super::{dot, le_f32, LANES};
+use super::portable::exp;
+use super::view::Head;
+use super::{dot, le_f32};
 
 /// `out = x / sqrt(mean(x²) + eps) · gain`, the gain read as f32 bytes.
 pub fn rmsnorm(out: &mut [f32], x: &[f32], gain: &[u8], eps: f32) {
@@ -10,67 +11,6 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], gain: &[u8], eps: f32) {
     let inv = 1.0 / libm::sqrtf(dot(x, x) / n + eps);
     for ((o, v), g) in out.iter_mut().zip(x).zip(gain.chunks_exact(4)) {
         *o = v * inv * le_f32(g);
-    }
-}
-
-/// `e^x` in plain f32 arithmetic (Cephes' polynomial, within 2 ulp): no
-/// branches or calls, so softmax and SiLU loops vectorize, and only IEEE
-/// add/mul/round-to-nearest are used, so every target gets the same bits.
-/// Inputs are clamped to `[-87, 88]` (results stay finite and nonzero).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2^23 rounds to the nearest integer in the low mantissa bits.
-    const ROUNDER: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUNDER;
-    let n = t - ROUNDER;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * (r * r) + r + 1.0;
-    let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    y * f32::from_bits((k.wrapping_add(127) as u32) << 23)
-}
-
-#[inline(always)]
-pub(crate) fn softmax_body(x: &mut [f32]) {
-    let mut m = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let mut max = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    for c in chunks {
-        for (m, v) in m.iter_mut().zip(c) {
-            *m = m.max(*v);
-        }
-    }
-    for v in m {
-        max = max.max(v);
-    }
-    for v in x.iter_mut() {
-        *v = exp(*v - max);
-    }
-    let mut acc = [0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (s, v) in acc.iter_mut().zip(c) {
-            *s += *v;
-        }
-    }
-    let mut sum = super::portable::combine(acc);
-    for v in rest {
-        sum += *v;
-    }
-    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-    for v in x.iter_mut() {
-        *v *= inv;
     }
 }
 
@@ -97,42 +37,6 @@ pub(crate) struct Heads {
     /// Query heads per key/value head.
     pub group_heads: usize,
     pub scale: f32,
-}
-
-/// One query head against the cached rows: position `p`'s key and value
-/// are `keys` / `values[p · kv_dim + off..][..q.len()]`, and its score is
-/// `q · key · scale`.
-pub(crate) struct Head<'a, T> {
-    pub q: &'a [f32],
-    pub keys: &'a [T],
-    pub values: &'a [T],
-    pub kv_dim: usize,
-    pub off: usize,
-    pub scale: f32,
-}
-
-impl<T> Head<'_, T> {
-    /// Whether a native kernel reading `lanes` elements at a time applies
-    /// over `positions` cached rows: the query a nonzero multiple of `lanes`
-    /// long, room for it in `out`, and every row's head inside `keys` and
-    /// `values`.
-    #[cfg_attr(
-        not(any(
-            target_arch = "x86_64",
-            all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)
-        )),
-        allow(dead_code)
-    )]
-    pub(crate) fn fits(&self, out: &[f32], positions: usize, lanes: usize) -> bool {
-        let hd = self.q.len();
-        let rows = positions.saturating_mul(self.kv_dim);
-        hd != 0
-            && hd.is_multiple_of(lanes)
-            && out.len() >= hd
-            && self.off + hd <= self.kv_dim
-            && self.keys.len() >= rows
-            && self.values.len() >= rows
-    }
 }
 
 /// An element of the KV cache (f32, or the bits of an f16): its value, the

@@ -194,3 +194,66 @@ fn dot_q4_row<S: Scales>(
     }
     acc
 }
+
+/// `e^x` in plain f32 arithmetic (Cephes' polynomial, within 2 ulp): no
+/// branches or calls, so softmax and SiLU loops vectorize, and only IEEE
+/// add/mul/round-to-nearest are used, so every target gets the same bits.
+/// Inputs are clamped to `[-87, 88]` (results stay finite and nonzero).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds to the nearest integer in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUNDER;
+    let n = t - ROUNDER;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    y * f32::from_bits((k.wrapping_add(127) as u32) << 23)
+}
+
+/// Softmax in place, the portable body of [`super::softmax`]: the maximum
+/// and the sum over [`LANES`] lane accumulators combined in a fixed order.
+#[inline(always)]
+pub(crate) fn softmax_body(x: &mut [f32]) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    for c in chunks {
+        for (m, v) in m.iter_mut().zip(c) {
+            *m = m.max(*v);
+        }
+    }
+    for v in m {
+        max = max.max(v);
+    }
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (s, v) in acc.iter_mut().zip(c) {
+            *s += *v;
+        }
+    }
+    let mut sum = combine(acc);
+    for v in rest {
+        sum += *v;
+    }
+    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}

@@ -197,3 +197,39 @@ impl Scales for F16Scales<'_> {
         Some(self.0)
     }
 }
+
+/// One query head against the cached rows: position `p`'s key and value
+/// are `keys` / `values[p · kv_dim + off..][..q.len()]`, and its score is
+/// `q · key · scale`.
+pub(crate) struct Head<'a, T> {
+    pub q: &'a [f32],
+    pub keys: &'a [T],
+    pub values: &'a [T],
+    pub kv_dim: usize,
+    pub off: usize,
+    pub scale: f32,
+}
+
+impl<T> Head<'_, T> {
+    /// Whether a native kernel reading `lanes` elements at a time applies
+    /// over `positions` cached rows: the query a nonzero multiple of `lanes`
+    /// long, room for it in `out`, and every row's head inside `keys` and
+    /// `values`.
+    #[cfg_attr(
+        not(any(
+            target_arch = "x86_64",
+            all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16)
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn fits(&self, out: &[f32], positions: usize, lanes: usize) -> bool {
+        let hd = self.q.len();
+        let rows = positions.saturating_mul(self.kv_dim);
+        hd != 0
+            && hd.is_multiple_of(lanes)
+            && out.len() >= hd
+            && self.off + hd <= self.kv_dim
+            && self.keys.len() >= rows
+            && self.values.len() >= rows
+    }
+}

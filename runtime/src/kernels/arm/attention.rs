@@ -2,7 +2,7 @@
 
 use core::arch::asm;
 
-use crate::kernels::nn::Head;
+use crate::kernels::view::Head;
 
 /// Converts the eight halves of `s8..s11` (low half first) to `s24..s31`.
 macro_rules! cvt8 {
@@ -112,7 +112,9 @@ pub fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -
             options(nostack),
         );
     }
-    crate::kernels::softmax(scores);
+    // The portable body: no Cortex-M softmax kernel exists, and calling it
+    // directly keeps this native kernel below the dispatch table.
+    crate::kernels::portable::softmax_body(scores);
     for c in 0..chunks {
         // SAFETY: as above; `out` has room for the 8 results of chunk `c`,
         // whose values lie at `off + 8c..off + 8c + 8` of every row.

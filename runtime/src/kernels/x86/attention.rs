@@ -3,8 +3,8 @@
 use core::arch::x86_64::*;
 
 use super::{avx2, f16c, lanes};
-use crate::kernels::nn::Head;
 use crate::kernels::portable::combine;
+use crate::kernels::view::Head;
 use crate::kernels::LANES;
 
 /// A KV cache element type: loads 8 consecutive elements as f32 (exact).
@@ -90,7 +90,7 @@ pub fn softmax(x: &mut [f32]) -> bool {
 
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn softmax_avx2(x: &mut [f32]) {
-    crate::kernels::nn::softmax_body(x);
+    crate::kernels::portable::softmax_body(x);
 }
 
 #[target_feature(enable = "avx2,f16c")]
