@@ -146,13 +146,6 @@ pub const MUL: &[Phrasing] = &[
     expr("{b} sets of {a}"),
     expr("{a} sets of {b}"),
     expr("{a} repeated {b} times"),
-    // Containers in the frame of `lots of` and `sets of`: a number before
-    // the noun multiplies, whatever the noun (`How many bags of …` divides).
-    expr("{b} rows of {a}"),
-    expr("{a} rows of {b}"),
-    expr("{b} bags of {a}"),
-    expr("{a} bags of {b}"),
-    expr("{b} packs of {a}"),
     held(cmd("Multiply {a} by {b}")),
     cmd("Multiply {a} and {b}"),
     cmd("Multiply {b} and {a}"),
@@ -189,11 +182,6 @@ pub const DIV: &[Phrasing] = &[
     cmd("How many times does {b} go into {a}?"),
     cmd("How many lots of {b} fit into {a}?"),
     cmd("How many {b}s are there in {a}?"),
-    // The same containers asked the other way round: how many fit.
-    cmd("How many bags of {b} can you fill with {a}?"),
-    cmd("How many rows of {b} can {a} fill?"),
-    expr("{a} packed in bags of {b}"),
-    cmd("Put {a} into rows of {b}"),
     held(expr("{a} shared equally between {b}")),
     held(cmd("How many groups of {b} can you make from {a}?")),
     held(cmd("Divide {a} into {b} equal groups")),
