@@ -8,7 +8,7 @@
 //! installs them). Without them they are skipped with a message, unless `CI`
 //! is set, where a missing tool is a failure.
 //!
-//! Not run by default (`--ignored`), for firmware/README.md:
+//! Not run by default (`--ignored`), for docs/benchmarks.md:
 //! - `measure_tiny_shape` prints the instructions per token of the tiny shape.
 
 use std::path::{Path, PathBuf};
@@ -504,7 +504,7 @@ fn reference_model_reasons_on_the_board_as_on_the_host() {
 
 /// `cargo test --release --test firmware -- --ignored --nocapture measure_tiny_shape`
 #[test]
-#[ignore = "measurement for firmware/README.md (about a minute)"]
+#[ignore = "measurement for docs/benchmarks.md (about a minute)"]
 fn measure_tiny_shape() {
     assert!(qemu_tools(), "needs qemu-system-arm and defmt-print");
     let dir = tempfile::tempdir().unwrap();
