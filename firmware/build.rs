@@ -22,10 +22,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-/// Stack kept free above the static data. The engine keeps its buffers in the
-/// arena, but the stack holds the `Model` table (about 8 KiB on Cortex-M, and
-/// copied once when it is returned), call frames and defmt encoding; the
-/// painted high-water mark, logged at the end of a run, is about 18 KiB.
+/// RAM kept free for the stack (below the static data: flip-link). The
+/// engine keeps its buffers in the arena, but the stack holds the `Model`
+/// table (about 8 KiB on Cortex-M, and copied once when it is returned), call
+/// frames and defmt encoding; the painted high-water mark, logged at the end
+/// of a run, is about 18 KiB.
 const STACK_RESERVE: usize = 24 * 1024;
 /// More stack with a draft model: a second `Model` table and session, and
 /// the speculative loop (measured high water ≈ 49 KiB with the reference blob).

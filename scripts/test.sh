@@ -15,6 +15,8 @@ if ! command -v qemu-system-arm >/dev/null; then
   as_root apt-get update -qq && as_root apt-get install -y -qq qemu-system-arm
 fi
 command -v defmt-print >/dev/null || cargo install defmt-print --locked
+# The firmware's linker (.cargo/config.toml): the stack below the static data.
+command -v flip-link >/dev/null || cargo install flip-link --locked
 # libfuzzer-sys builds libFuzzer from its C++ sources.
 if ! command -v c++ >/dev/null; then
   as_root apt-get update -qq && as_root apt-get install -y -qq g++

@@ -1,12 +1,14 @@
 //! The firmware, end to end: build it for Cortex-M with a freshly made blob,
 //! run it under QEMU (mps2-an386), and check that it generates exactly the
 //! tokens the host runtime generates; check that a corrupt blob is reported,
-//! that both real boards build and that a blob too big for a board fails the
-//! build with its size.
+//! that a stack overflow and a bad access end in the HardFault handler (and
+//! that flip-link is what makes the overflow fault), that both real boards
+//! build and that a blob too big for a board fails the build with its size.
 //!
-//! The QEMU tests need `qemu-system-arm` and `defmt-print` (scripts/test.sh
-//! installs them). Without them they are skipped with a message, unless `CI`
-//! is set, where a missing tool is a failure.
+//! The firmware links with `flip-link`, and the QEMU tests also need
+//! `qemu-system-arm` and `defmt-print` (scripts/test.sh installs all three).
+//! Without them the tests that need them are skipped with a message, unless
+//! `CI` is set, where a missing tool is a failure.
 //!
 //! Not run by default (`--ignored`), for docs/benchmarks.md:
 //! - `measure_tiny_shape` prints the instructions per token of the tiny shape.
@@ -34,8 +36,15 @@ fn workspace() -> PathBuf {
 }
 
 /// A target dir of its own: the outer `cargo test` holds the lock of target/.
-fn firmware_target_dir() -> PathBuf {
-    workspace().join("target").join("firmware-tests")
+/// Builds linked without flip-link get another one: a change of linker
+/// rebuilds every crate of the target.
+fn firmware_target_dir(flip_link: bool) -> PathBuf {
+    let name = if flip_link {
+        "firmware-tests"
+    } else {
+        "firmware-tests-rust-lld"
+    };
+    workspace().join("target").join(name)
 }
 
 fn have(tool: &str) -> bool {
@@ -48,10 +57,19 @@ fn have(tool: &str) -> bool {
 
 /// Whether the QEMU tests can run; panics on CI when a tool is missing.
 fn qemu_tools() -> bool {
-    let missing: Vec<&str> = ["qemu-system-arm", "defmt-print"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
+    tools(
+        &["flip-link", "qemu-system-arm", "defmt-print"],
+        "firmware QEMU test",
+    )
+}
+
+/// Whether the firmware links (flip-link); panics on CI when it is missing.
+fn link_tools() -> bool {
+    tools(&["flip-link"], "firmware build test")
+}
+
+fn tools(needed: &[&str], what: &str) -> bool {
+    let missing: Vec<&str> = needed.iter().copied().filter(|t| !have(t)).collect();
     if missing.is_empty() {
         return true;
     }
@@ -62,7 +80,7 @@ fn qemu_tools() -> bool {
         missing.join(" and ")
     );
     eprintln!(
-        "SKIPPED: firmware QEMU test: {} not installed (install with scripts/test.sh, or apt-get install qemu-system-arm; cargo install defmt-print)",
+        "SKIPPED: {what}: {} not installed (install with scripts/test.sh, or cargo install flip-link defmt-print; apt-get install qemu-system-arm)",
         missing.join(" and ")
     );
     false
@@ -104,6 +122,11 @@ struct Settings<'a> {
     prompts: &'a [&'a str],
     context: usize,
     max_new_tokens: usize,
+    /// Firmware features besides the board's (the `fault-*` builds).
+    features: &'a [&'a str],
+    /// Link with flip-link, as `.cargo/config.toml` does; `false` links with
+    /// plain rust-lld (the stack above the static data).
+    flip_link: bool,
 }
 
 const DEFAULT_SETTINGS: Settings<'static> = Settings {
@@ -111,6 +134,8 @@ const DEFAULT_SETTINGS: Settings<'static> = Settings {
     prompts: &["12+35=", "Ann has 3 bags of 4 pears. How many pears?"],
     context: 96,
     max_new_tokens: 96,
+    features: &[],
+    flip_link: true,
 };
 
 /// Builds the firmware with `model` embedded; on success returns a private
@@ -140,7 +165,7 @@ fn build_firmware_env(
             "--target",
             TARGET,
         ])
-        .env("CARGO_TARGET_DIR", firmware_target_dir())
+        .env("CARGO_TARGET_DIR", firmware_target_dir(s.flip_link))
         .env("THINKLING_MODEL", model)
         .env("THINKLING_PROMPTS", s.prompts.join("|"))
         .env("THINKLING_CONTEXT", s.context.to_string())
@@ -156,22 +181,33 @@ fn build_firmware_env(
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
+    let mut features = s.features.join(",");
     if s.board != "qemu" {
-        cmd.args([
-            "--no-default-features",
-            "--features",
-            &format!("board-{}", s.board),
-        ]);
+        cmd.arg("--no-default-features");
+        features = format!("board-{},{features}", s.board);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features]);
+    }
+    if !s.flip_link {
+        cmd.args(["--config", &format!("target.{TARGET}.linker=\"rust-lld\"")]);
     }
     let out = cmd.output().expect("cargo runs");
     if !out.status.success() {
         return (out, None);
     }
-    let elf = firmware_target_dir()
+    let elf = firmware_target_dir(s.flip_link)
         .join(TARGET)
         .join("firmware")
         .join("firmware");
-    let copy = out_dir.join(format!("firmware-{}.elf", s.board));
+    let mut name = format!("firmware-{}", s.board);
+    for f in s.features {
+        name = format!("{name}-{f}");
+    }
+    if !s.flip_link {
+        name += "-rust-lld";
+    }
+    let copy = out_dir.join(format!("{name}.elf"));
     std::fs::copy(&elf, &copy).expect("copy the firmware ELF");
     (out, Some(copy))
 }
@@ -179,10 +215,15 @@ fn build_firmware_env(
 /// Runs an ELF under QEMU through the cargo runner; returns the exit code and
 /// the decoded log (one line per message).
 fn run_qemu(elf: &Path) -> (i32, String) {
+    run_qemu_for(elf, 240)
+}
+
+/// [`run_qemu`] killed after `timeout_s` seconds (exit code 124).
+fn run_qemu_for(elf: &Path, timeout_s: u32) -> (i32, String) {
     let out = Command::new(workspace().join("scripts/qemu-run.sh"))
         .arg(elf)
         .args(["--log-format", "{L} {s}"])
-        .env("THINKLING_QEMU_TIMEOUT", "240")
+        .env("THINKLING_QEMU_TIMEOUT", timeout_s.to_string())
         .output()
         .expect("scripts/qemu-run.sh runs");
     let log =
@@ -279,6 +320,114 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The figures of the `summary:` line (`RAM: static S bytes (arena A), stack
+/// high water H bytes, total T of R bytes`) add up, and the high-water mark
+/// is a real measurement: some stack was used, and less than the whole room
+/// (the room the stack painted at boot must be found intact at its far end).
+fn check_ram_summary(log: &str) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("summary:"))
+        .unwrap_or_else(|| panic!("no summary line; log:\n{log}"));
+    let after = |key: &str| -> usize {
+        let rest = &line[line
+            .find(key)
+            .unwrap_or_else(|| panic!("{key:?} in {line}"))
+            + key.len()..];
+        let digits: String = rest
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("{key:?} in {line}"))
+    };
+    let (statics, arena, high_water, total, ram) = (
+        after("static"),
+        after("(arena"),
+        after("stack high water"),
+        after("total"),
+        after(" of "),
+    );
+    assert!(arena > 0 && arena <= statics, "{line}");
+    assert_eq!(total, statics + high_water, "{line}");
+    assert!(
+        (1024..ram - statics).contains(&high_water),
+        "stack high water outside (1 KiB, room {}): {line}",
+        ram - statics
+    );
+}
+
+/// The ELF's initial stack pointer (the vector table's first word) lies at
+/// or below the start of its static data in RAM: flip-link's layout, where
+/// the stack grows down away from the statics (without it the stack starts
+/// at the top of RAM, above them).
+fn assert_stack_below_static_data(elf: &Path) {
+    let bytes = std::fs::read(elf).expect("read the ELF");
+    let sections = elf32_sections(&bytes);
+    let vectors = sections
+        .iter()
+        .find(|s| s.name == ".vector_table")
+        .expect("a .vector_table section");
+    let initial_sp = u32_at(&bytes, vectors.offset);
+    let statics = sections
+        .iter()
+        .filter(|s| matches!(s.name.as_str(), ".data" | ".bss" | ".uninit") && s.size > 0)
+        .map(|s| s.addr)
+        .min()
+        .expect("static data in RAM");
+    assert!(
+        initial_sp <= statics,
+        "{}: the stack starts at {initial_sp:#010x}, above the static data at {statics:#010x}: not linked with flip-link",
+        elf.display()
+    );
+}
+
+struct Section {
+    name: String,
+    addr: u32,
+    offset: usize,
+    size: u32,
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u16_at(b: &[u8], at: usize) -> usize {
+    usize::from(u16::from_le_bytes(b[at..at + 2].try_into().unwrap()))
+}
+
+/// The section headers of a little-endian ELF32 file.
+fn elf32_sections(b: &[u8]) -> Vec<Section> {
+    assert!(
+        b.starts_with(b"\x7fELF\x01\x01"),
+        "not a little-endian ELF32"
+    );
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u32_at(b, 0x20) as usize,
+        u16_at(b, 0x2E),
+        u16_at(b, 0x30),
+        u16_at(b, 0x32),
+    );
+    let header = |i: usize| shoff + i * shentsize;
+    let strtab = u32_at(b, header(shstrndx) + 0x10) as usize;
+    (0..shnum)
+        .map(|i| {
+            let h = header(i);
+            let name_at = strtab + u32_at(b, h) as usize;
+            let len = b[name_at..].iter().position(|&c| c == 0).unwrap();
+            Section {
+                name: String::from_utf8_lossy(&b[name_at..name_at + len]).into_owned(),
+                addr: u32_at(b, h + 0x0C),
+                offset: u32_at(b, h + 0x10) as usize,
+                size: u32_at(b, h + 0x14),
+            }
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -290,8 +439,11 @@ fn firmware_generates_the_host_tokens_under_qemu() {
     let blob = random_blob(small(), DType::Q8, 7);
     let model = dir.path().join("model.bin");
     std::fs::write(&model, &blob).unwrap();
+    let (out, elf) = build_firmware(&model, &DEFAULT_SETTINGS, dir.path());
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    assert_stack_below_static_data(&elf);
     let (log, _) = run_and_match_host(&model, &blob, &DEFAULT_SETTINGS, &[], dir.path());
-    assert!(log.contains("summary:"), "no summary line; log:\n{log}");
+    check_ram_summary(&log);
 }
 
 /// Q4 blobs with half-precision scales (as export writes them) and with
@@ -415,8 +567,113 @@ fn corrupt_blob_is_reported_with_the_runtime_error() {
     );
 }
 
+/// A small blob for the fault builds: they fault after loading it.
+fn fault_build(features: &'static [&'static str], flip_link: bool, dir: &Path) -> PathBuf {
+    let model = dir.join("model.bin");
+    std::fs::write(&model, random_blob(small(), DType::Q8, 14)).unwrap();
+    let s = Settings {
+        features,
+        flip_link,
+        ..DEFAULT_SETTINGS
+    };
+    let (out, elf) = build_firmware(&model, &s, dir);
+    elf.unwrap_or_else(|| panic!("{features:?} build failed:\n{}", stderr(&out)))
+}
+
+/// Seconds a fault build may run: it faults within a second; a handler that
+/// hung would be killed at this point and exit 124.
+const FAULT_RUN_TIMEOUT_S: u32 = 60;
+
+/// The `fault-stack-overflow` build recurses 1 KiB past the end of its
+/// stack. Linked with flip-link (as `.cargo/config.toml` has it), the stack
+/// sits below the static data and the overflow runs off the bottom of RAM: a
+/// HardFault, reported as a stack overflow, exit code 6. The same build
+/// linked with plain rust-lld has the stack above the static data: the
+/// overflow lands in it and the program runs on, finds its static data
+/// overwritten and exits 7.
+#[test]
+fn flip_link_turns_a_stack_overflow_into_a_hard_fault() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let elf = fault_build(&["fault-stack-overflow"], true, dir.path());
+    assert_stack_below_static_data(&elf);
+    let (code, log) = run_qemu_for(&elf, FAULT_RUN_TIMEOUT_S);
+    assert_eq!(
+        code, 6,
+        "with flip-link a stack overflow must end in the HardFault handler (exit 6); log:\n{log}"
+    );
+    assert!(
+        log.contains("ERROR HardFault: stack overflow: sp 0x"),
+        "the HardFault handler's stack overflow message is missing; log:\n{log}"
+    );
+    // The fault is the first access past the bottom of RAM, not something
+    // that happens later (such as a return through a garbage frame).
+    let hex_after = |key: &str| {
+        log.split(&format!("{key} 0x"))
+            .nth(1)
+            .and_then(|rest| rest.get(..8))
+            .and_then(|digits| u32::from_str_radix(digits, 16).ok())
+            .unwrap_or_else(|| panic!("no {key:?} address in the log:\n{log}"))
+    };
+    let (end, faulted) = (
+        hex_after("below the end of the stack"),
+        hex_after("memory management fault at address"),
+    );
+    assert!(
+        (end - 4096..end).contains(&faulted),
+        "the overflow must fault just below the end of the stack {end:#010x}, not at {faulted:#010x}; log:\n{log}"
+    );
+
+    let elf = fault_build(&["fault-stack-overflow"], false, dir.path());
+    let (code, log) = run_qemu_for(&elf, FAULT_RUN_TIMEOUT_S);
+    assert_eq!(
+        code, 7,
+        "without flip-link the overflow is expected to go unnoticed (exit 7); log:\n{log}"
+    );
+    let overwritten = log
+        .lines()
+        .find_map(|l| l.split("levels deep, ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no 'did not fault' line; log:\n{log}"));
+    assert!(
+        overwritten >= 1024,
+        "the overflow must have overwritten the 1 KiB past the stack; log:\n{log}"
+    );
+}
+
+/// The `fault-bad-access` build reads an address nothing answers: a bus
+/// fault escalated to HardFault, reported with the faulting address and
+/// exit code 6, not a hang.
+#[test]
+fn bad_access_ends_in_the_hard_fault_handler() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let elf = fault_build(&["fault-bad-access"], true, dir.path());
+    let (code, log) = run_qemu_for(&elf, FAULT_RUN_TIMEOUT_S);
+    assert_eq!(
+        code, 6,
+        "a bad access must end in the HardFault handler (exit 6); log:\n{log}"
+    );
+    assert!(
+        log.contains("ERROR HardFault at pc 0x"),
+        "the HardFault handler's message is missing; log:\n{log}"
+    );
+    assert!(
+        log.contains("bus fault at address 0x3ffffff0"),
+        "the fault status must name the address read; log:\n{log}"
+    );
+}
+
 #[test]
 fn both_real_boards_build() {
+    if !link_tools() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.bin");
     std::fs::write(&model, random_blob(tiny(), DType::Q8, 9)).unwrap();
@@ -426,9 +683,11 @@ fn both_real_boards_build() {
             prompts: &["12+35="],
             context: 256,
             max_new_tokens: 256,
+            ..DEFAULT_SETTINGS
         };
         let (out, elf) = build_firmware(&model, &s, dir.path());
-        assert!(elf.is_some(), "{board} build failed:\n{}", stderr(&out));
+        let elf = elf.unwrap_or_else(|| panic!("{board} build failed:\n{}", stderr(&out)));
+        assert_stack_below_static_data(&elf);
     }
 }
 
@@ -450,6 +709,7 @@ fn blob_too_big_for_the_board_fails_the_build() {
         prompts: &["1+1="],
         context: 64,
         max_new_tokens: 8,
+        ..DEFAULT_SETTINGS
     };
     let (out, elf) = build_firmware(&model, &s, dir.path());
     let err = stderr(&out);
@@ -484,6 +744,7 @@ fn reference_model_reasons_on_the_board_as_on_the_host() {
         prompts: &["What is 347 + 589?", "512 minus 498", "347 x 6"],
         context: 128,
         max_new_tokens: 96,
+        ..DEFAULT_SETTINGS
     };
     let (_, tokens) = run_and_match_host(&model, &blob, &s, &[], dir.path());
     use runtime::format::special::{ANSWER, END_ANSWER, END_THINK, EOS, THINK};
@@ -516,6 +777,7 @@ fn measure_tiny_shape() {
         prompts: &["12+35="],
         context: 256,
         max_new_tokens: 256,
+        ..DEFAULT_SETTINGS
     };
     let (out, elf) = build_firmware(&model, &s, dir.path());
     let elf = elf.unwrap_or_else(|| panic!("build failed:\n{}", stderr(&out)));

@@ -25,11 +25,16 @@ fn main() -> ! {
     let Some(core) = cortex_m::Peripherals::take() else {
         board::exit(exit_code::PANIC)
     };
+    #[cfg(feature = "board-qemu")]
+    board::guard_below_ram(core.MPU);
     let mut counter = Counter::start(core.SYST, core.DCB, core.DWT);
     log_image();
     let model = or_exit(Model::from_blob(&MODEL.0), "blob error", exit_code::BLOB);
     log_model(&model);
     log_memory_plan();
+    // The fault builds end here, in the HardFault handler.
+    #[cfg(any(feature = "fault-stack-overflow", feature = "fault-bad-access"))]
+    crate::fault::provoke();
     let cfg = greedy();
     if SPECULATIVE {
         let (arena, draft_arena) = (&mut ARENA.0[..], &mut DRAFT_ARENA.0[..]);
@@ -166,7 +171,7 @@ fn log_memory_plan() {
 
 fn log_summary(tokens: usize, cost: u64) {
     let stack = board::stack_high_water();
-    let statics = RAM_BYTES - board::stack_room();
+    let statics = board::static_bytes();
     info!(
         "summary: {=usize} decoded tokens, {=u64} {=str} per token; RAM: static {=usize} bytes (arena {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
         tokens,

@@ -2,8 +2,8 @@
 //! the linked crate), the cycle counter and how the program ends; plus the
 //! exit codes, panic and fault handlers every board shares.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-use cortex_m::peripheral::{syst::SystClkSource, DCB, DWT, SYST};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use cortex_m::peripheral::{syst::SystClkSource, DCB, DWT, SCB, SYST};
 use cortex_m_rt::{exception, ExceptionFrame};
 
 // The defmt global logger: semihosting under QEMU, RTT on real boards.
@@ -21,6 +21,10 @@ pub mod exit_code {
     pub const ENGINE: i32 = 4;
     pub const PANIC: i32 = 5;
     pub const HARD_FAULT: i32 = 6;
+    /// A fault build ran past the fault it provokes: the overflow or the bad
+    /// access went unnoticed.
+    #[cfg(any(feature = "fault-stack-overflow", feature = "fault-bad-access"))]
+    pub const NO_FAULT: i32 = 7;
 }
 
 /// SysTick wraps counted by its exception: the counter is only 24 bits.
@@ -122,25 +126,68 @@ pub fn exit(code: i32) -> ! {
     semihosting::process::exit(code)
 }
 
-/// Paints the free RAM between the static data and the stack pointer, so that
-/// [`stack_high_water`] can tell how deep the stack went.
+/// Makes the address space below QEMU's SRAM fault, as the reserved space
+/// below the real boards' RAM does. QEMU's mps2-an386 answers
+/// 0x0101_0000..0x2000_0000 as an unimplemented device (reads 0, writes
+/// ignored), so flip-link's stack would run off RAM without a fault; one
+/// no-access MPU region over 0x1000_0000..0x2000_0000 (nothing lives there)
+/// turns such an access into a MemManage fault, escalated to HardFault. The
+/// rest of the map stays as it was (PRIVDEFENA).
+#[cfg(feature = "board-qemu")]
+pub fn guard_below_ram(mpu: cortex_m::peripheral::MPU) {
+    const BASE: u32 = 0x1000_0000;
+    // RASR: XN, AP = no access, SIZE = log2(256 MiB) - 1, ENABLE.
+    const RASR: u32 = (1 << 28) | (27 << 1) | 1;
+    // CTRL: PRIVDEFENA, ENABLE (HFNMIENA off: the HardFault handler runs
+    // without the MPU).
+    const CTRL: u32 = (1 << 2) | 1;
+    // SAFETY: region 0 only adds a no-access region where no memory is; the
+    // barriers make it apply before the next access.
+    unsafe {
+        mpu.rnr.write(0);
+        mpu.rbar.write(BASE);
+        mpu.rasr.write(RASR);
+        mpu.ctrl.write(CTRL);
+    }
+    cortex_m::asm::dsb();
+    cortex_m::asm::isb();
+}
+
+/// Paints the stack's free room, so that [`stack_high_water`] can tell how
+/// deep the stack went.
 const STACK_PAINT: u32 = 0x5A5A_5A5A;
 
 extern "C" {
-    // cortex-m-rt: end of the static data (start of the free RAM).
-    static mut __sheap: u32;
-    // cortex-m-rt: initial stack pointer (top of RAM).
+    // cortex-m-rt: the lowest address the stack may use. With flip-link it is
+    // the bottom of RAM (the static data sits above the stack, so an overflow
+    // runs off RAM and faults); without it, the end of the static data.
+    static mut _stack_end: u32;
+    // cortex-m-rt: the initial stack pointer: just below the static data with
+    // flip-link, the top of RAM without it.
     static _stack_start: u32;
+    // cortex-m-rt: the static data in RAM is [__sdata, __sheap) in both
+    // layouts (.data, .bss, .uninit).
+    static __sdata: u32;
+    static __sheap: u32;
+}
+
+/// The lowest address the stack may use.
+pub fn stack_end() -> usize {
+    core::ptr::addr_of_mut!(_stack_end) as usize
+}
+
+fn stack_start() -> usize {
+    core::ptr::addr_of!(_stack_start) as usize
 }
 
 pub fn paint_stack() {
-    let bottom = core::ptr::addr_of_mut!(__sheap);
+    let bottom = core::ptr::addr_of_mut!(_stack_end);
     // Leave the live frames of this call and its caller untouched.
     let top = (cortex_m::register::msp::read() as usize).saturating_sub(256) as *mut u32;
     let mut p = bottom;
     while p < top {
-        // SAFETY: [__sheap, sp - 256) is RAM no object lives in: above all
-        // statics and below the stack in use.
+        // SAFETY: [_stack_end, sp - 256) is the stack's own free room: no
+        // object lives there.
         unsafe {
             p.write_volatile(STACK_PAINT);
             p = p.add(1);
@@ -150,33 +197,128 @@ pub fn paint_stack() {
 
 /// Bytes of stack used so far (deepest point), from the paint left intact.
 pub fn stack_high_water() -> usize {
-    let bottom = core::ptr::addr_of_mut!(__sheap) as usize;
-    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let (bottom, top) = (stack_end(), stack_start());
     let mut p = bottom;
-    // SAFETY: reads of plain RAM words between the statics and the stack top.
+    // SAFETY: reads of plain RAM words inside the stack's room.
     while p < top && unsafe { (p as *const u32).read_volatile() } == STACK_PAINT {
         p += 4;
     }
     top - p
 }
 
-/// Bytes between the end of the static data and the top of RAM (the stack's room).
-pub fn stack_room() -> usize {
-    core::ptr::addr_of!(_stack_start) as usize - core::ptr::addr_of_mut!(__sheap) as usize
+/// Bytes of RAM the static data occupies (.data, .bss and .uninit).
+pub fn static_bytes() -> usize {
+    core::ptr::addr_of!(__sheap) as usize - core::ptr::addr_of!(__sdata) as usize
+}
+
+/// The exit code of the first failure being reported: a fault or panic
+/// while one is reported (a fault inside a defmt frame makes the handler's
+/// own log call panic, "taken reentrantly") ends the program with it at once
+/// instead of recursing.
+static FAILING: AtomicI32 = AtomicI32::new(0);
+
+/// Ends the program with `code` at once if a failure is already being
+/// reported, else marks this one as being reported.
+fn enter_failure(code: i32) {
+    if let Err(first) = FAILING.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst) {
+        exit(first)
+    }
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    enter_failure(exit_code::PANIC);
     defmt::error!("panic: {}", defmt::Display2Format(info));
     exit(exit_code::PANIC)
 }
 
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!(
-        "HardFault at pc {=u32:#010x}, lr {=u32:#010x}",
-        frame.pc(),
-        frame.lr()
-    );
+// The HardFault vector. The stack pointer may be what faulted (an overflow
+// leaves it below the bottom of RAM with flip-link), and any push there
+// faults again, which locks the core up. So before any Rust code runs it
+// switches MSP to the top of the stack's room (the program never resumes)
+// and passes the stack pointer of the fault to `hard_fault`. This replaces
+// cortex-m-rt's trampoline, which would call the handler on the faulting
+// stack.
+core::arch::global_asm!(
+    ".section .HardFault.user, \"ax\"",
+    ".global HardFault",
+    ".type HardFault, %function",
+    ".thumb_func",
+    "HardFault:",
+    // EXC_RETURN bit 2: the frame is on PSP rather than MSP.
+    "  tst lr, #4",
+    "  ite eq",
+    "  mrseq r0, MSP",
+    "  mrsne r0, PSP",
+    "  movw r1, :lower16:_stack_start",
+    "  movt r1, :upper16:_stack_start",
+    "  msr MSP, r1",
+    "  b {handler}",
+    ".size HardFault, . - HardFault",
+    handler = sym hard_fault,
+);
+
+/// CFSR bits: BFAR / MMFAR hold the faulting data address.
+const BFARVALID: u32 = 1 << 15;
+const MMARVALID: u32 = 1 << 7;
+/// Size of the basic exception frame (r0-r3, r12, lr, pc, xPSR).
+const FRAME_BYTES: usize = 32;
+
+/// Reports a HardFault (on a fresh stack, see the vector above) and exits.
+/// `sp` is the stack pointer after the exception entry pushed (or tried to
+/// push) its frame.
+unsafe extern "C" fn hard_fault(sp: u32) -> ! {
+    enter_failure(exit_code::HARD_FAULT);
+    let (bottom, top) = (stack_end(), stack_start());
+    let at = sp as usize;
+    if at < bottom {
+        defmt::error!(
+            "HardFault: stack overflow: sp {=u32:#010x} is {=usize} bytes below the end of the stack {=usize:#010x} ({=usize} bytes of stack)",
+            sp,
+            bottom - at,
+            bottom,
+            top - bottom
+        );
+    } else if at + FRAME_BYTES > top {
+        defmt::error!(
+            "HardFault with sp {=u32:#010x} outside the stack [{=usize:#010x}, {=usize:#010x})",
+            sp,
+            bottom,
+            top
+        );
+    } else {
+        // SAFETY: the frame lies inside the stack's room, where the
+        // exception entry wrote it.
+        let frame = unsafe { &*(at as *const ExceptionFrame) };
+        defmt::error!(
+            "HardFault at pc {=u32:#010x}, lr {=u32:#010x}",
+            frame.pc(),
+            frame.lr()
+        );
+    }
+    // SAFETY: reads of the System Control Block's fault status registers.
+    let scb = unsafe { &*SCB::PTR };
+    let (cfsr, hfsr) = (scb.cfsr.read(), scb.hfsr.read());
+    if cfsr & BFARVALID != 0 {
+        defmt::error!(
+            "fault status: CFSR {=u32:#010x}, HFSR {=u32:#010x}, bus fault at address {=u32:#010x}",
+            cfsr,
+            hfsr,
+            scb.bfar.read()
+        );
+    } else if cfsr & MMARVALID != 0 {
+        defmt::error!(
+            "fault status: CFSR {=u32:#010x}, HFSR {=u32:#010x}, memory management fault at address {=u32:#010x}",
+            cfsr,
+            hfsr,
+            scb.mmfar.read()
+        );
+    } else {
+        defmt::error!(
+            "fault status: CFSR {=u32:#010x}, HFSR {=u32:#010x}",
+            cfsr,
+            hfsr
+        );
+    }
     exit(exit_code::HARD_FAULT)
 }

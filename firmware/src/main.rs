@@ -22,6 +22,12 @@ mod app;
 mod blobs;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod board;
+#[cfg(all(
+    target_arch = "arm",
+    target_os = "none",
+    any(feature = "fault-stack-overflow", feature = "fault-bad-access")
+))]
+mod fault;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod report;
 #[cfg(all(target_arch = "arm", target_os = "none"))]

@@ -53,7 +53,7 @@ pub fn run(
         totals.add(&t);
     }
     let stack = board::stack_high_water();
-    let statics = RAM_BYTES - board::stack_room();
+    let statics = board::static_bytes();
     info!(
         "summary: {=usize} decoded tokens, {=u64} {=str} per token speculative (k {=usize}), {=u64} target alone; RAM: static {=usize} bytes (arenas {=usize} + {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
         totals.spec_tokens,
