@@ -95,6 +95,12 @@ pub const ADD: &[Phrasing] = &[
     cmd("Put {a} and {b} together"),
     cmd("Total {a} and {b}"),
     cmd("To {a} add {b}"),
+    expr("the result of {a} plus {b}"),
+    expr("{a} and {b} summed"),
+    expr("{a} plus another {b}"),
+    expr("{a} with {b} more"),
+    cmd("Add up {a} and {b}"),
+    cmd("Find the result of adding {a} and {b}"),
     held(expr("{a} with {b} added")),
     held(cmd("Find the sum of {a} and {b}")),
     held(cmd("Add together {a} and {b}")),
@@ -123,6 +129,17 @@ pub const SUB: &[Phrasing] = &[
     cmd("Reduce {a} by {b}"),
     cmd("From {a} take away {b}"),
     cmd("Start with {a} and subtract {b}"),
+    expr("the result of {a} minus {b}"),
+    expr("the result of taking {b} from {a}"),
+    expr("the difference when {b} is taken from {a}"),
+    expr("{a} with {b} removed"),
+    expr("{a} after removing {b}"),
+    expr("the amount by which {a} exceeds {b}"),
+    cmd("Find the gap between {a} and {b}"),
+    cmd("Find how far apart {a} and {b} are"),
+    expr("the difference from {b} to {a}"),
+    expr("the difference you get from {a} and {b}"),
+    cmd("Give the difference for {a} and {b}"),
     held(cmd("From {a} subtract {b}")),
     held(cmd("Take {b} from {a}")),
     held(expr("the difference of {a} and {b}")),
@@ -153,6 +170,16 @@ pub const MUL: &[Phrasing] = &[
     cmd("Take {a} {b} times"),
     cmd("Times {a} by {b}"),
     sym("{b}×{a}"),
+    expr("the result of {a} times {b}"),
+    expr("{b} equal groups of {a}"),
+    expr("{b} groups with {a} in each"),
+    expr("{a} in each of {b} groups"),
+    expr("{a} taken {b} times"),
+    expr("{b} rows of {a}"),
+    cmd("Find the result of multiplying {a} by {b}"),
+    expr("the result of {b} times {a}"),
+    cmd("Find the result of multiplying {b} and {a}"),
+    cmd("Count {b} lots of {a}"),
     // Held out in both orders, as the twins of held-out forms that differ
     // only in the order of the numbers (see `held_out_templates`).
     held(expr("{a} groups of {b}")),
@@ -182,6 +209,12 @@ pub const DIV: &[Phrasing] = &[
     cmd("How many times does {b} go into {a}?"),
     cmd("How many lots of {b} fit into {a}?"),
     cmd("How many {b}s are there in {a}?"),
+    expr("the result of {a} divided by {b}"),
+    expr("{a} in groups of {b}"),
+    expr("{a} split between {b}"),
+    cmd("Put {a} into groups of {b}"),
+    cmd("Share {a} out among {b}"),
+    cmd("How many bags of {b} can you fill with {a}?"),
     held(expr("{a} shared equally between {b}")),
     held(cmd("How many groups of {b} can you make from {a}?")),
     held(cmd("Divide {a} into {b} equal groups")),
@@ -361,9 +394,30 @@ fn lower_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A trained prompt, sometimes with words around it or in lower case, so
-/// that no position or casing is the only one the model ever reads.
+/// Common words that say nothing about the operation. Training slips one into
+/// some prompts, so that the model learns that a word it does not expect
+/// changes nothing, and reads the operation from the words that name it
+/// rather than from the frame around them. Words that name or order an
+/// operation (`more`, `less`, `than`, `by`, `into`, `each`, `and`) are not
+/// here, nor any word of a held-out wrapper.
+const FILLERS: &[&str] = &[
+    "the", "of", "a", "to", "with", "from", "on", "at", "in", "it", "this", "that", "just", "now",
+    "so", "then", "here", "also", "again", "really", "exactly", "simply", "can", "do", "get",
+    "make", "will", "all", "some", "if", "as", "very", "well",
+];
+
+/// A trained prompt, sometimes with words around it, a stray common word in
+/// it or in lower case, so that no position, frame or casing is the only one
+/// the model ever reads.
 fn noisy<R: Rng + ?Sized>(rng: &mut R, mut text: String) -> String {
+    if rng.gen_bool(0.1) {
+        let spaces: Vec<usize> = text.match_indices(' ').map(|(i, _)| i).collect();
+        if !spaces.is_empty() {
+            let at = spaces[rng.gen_range(0..spaces.len())];
+            let word = FILLERS[rng.gen_range(0..FILLERS.len())];
+            text.insert_str(at, &format!(" {word}"));
+        }
+    }
     if rng.gen_bool(0.15) {
         text = format!("{}{text}", PREFIXES[rng.gen_range(0..PREFIXES.len())]);
     }
