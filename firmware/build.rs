@@ -7,7 +7,8 @@
 //!   workspace root); default `firmware/models/reference.bin`.
 //! - `THINKLING_PROMPTS`: prompts separated by `|`; default a small built-in list.
 //! - `THINKLING_CONTEXT`: session context in tokens; default min(256, model max).
-//! - `THINKLING_KV`: `f16` (default) or `f32` KV cache.
+//! - `THINKLING_KV`: `f16` (default), `f32` or `q8` (int8 with a scale per
+//!   group of 32 values, about half the f16 cache) KV cache.
 //! - `THINKLING_MAX_NEW_TOKENS`: per prompt; default the context (runs until full).
 //! - `THINKLING_THINK_BUDGET`: think tokens before the answer is forced; default none.
 //! - `THINKLING_TEXT_BYTES`: buffer for the decoded think/answer text; default 1024.
@@ -265,7 +266,8 @@ fn kv_dtype() -> KvDType {
     {
         None | Some("f16") => KvDType::F16,
         Some("f32") => KvDType::F32,
-        Some(other) => fail(&format!("THINKLING_KV={other:?}: expected f16 or f32")),
+        Some("q8") => KvDType::Q8,
+        Some(other) => fail(&format!("THINKLING_KV={other:?}: expected f16, f32 or q8")),
     }
 }
 
@@ -382,6 +384,7 @@ impl Run {
         match self.kv {
             KvDType::F16 => "F16",
             KvDType::F32 => "F32",
+            KvDType::Q8 => "Q8",
         }
     }
 }
@@ -415,11 +418,11 @@ fn check_fit(board: &Board, memory: &Memory, target: &Target, draft: &Draft, run
         let (kv_cache, scratch) = run
             .plan
             .map_or((0, 0), |p| (p.kv_cache_bytes, p.scratch_bytes));
-        // Halving the KV cache is only a remedy while it is f32.
-        let remedy = if run.kv == KvDType::F32 {
-            "Lower THINKLING_CONTEXT or use THINKLING_KV=f16."
-        } else {
-            "Lower THINKLING_CONTEXT or use a board with more RAM."
+        // A smaller KV cache is a remedy until it is q8.
+        let remedy = match run.kv {
+            KvDType::F32 => "Lower THINKLING_CONTEXT or use THINKLING_KV=f16 or q8.",
+            KvDType::F16 => "Lower THINKLING_CONTEXT or use THINKLING_KV=q8.",
+            KvDType::Q8 => "Lower THINKLING_CONTEXT or use a board with more RAM.",
         };
         fail(&format!(
             "model needs {ram_needed} bytes of RAM at context {} with a {} KV cache (KV cache {kv_cache}, scratch {scratch}, \

@@ -127,6 +127,9 @@ struct Settings<'a> {
     /// Link with flip-link, as `.cargo/config.toml` does; `false` links with
     /// plain rust-lld (the stack above the static data).
     flip_link: bool,
+    /// The KV cache of the board (`THINKLING_KV`) and of the host run it is
+    /// compared with.
+    kv: KvDType,
 }
 
 const DEFAULT_SETTINGS: Settings<'static> = Settings {
@@ -136,6 +139,7 @@ const DEFAULT_SETTINGS: Settings<'static> = Settings {
     max_new_tokens: 96,
     features: &[],
     flip_link: true,
+    kv: KvDType::F16,
 };
 
 /// Builds the firmware with `model` embedded; on success returns a private
@@ -170,7 +174,7 @@ fn build_firmware_env(
         .env("THINKLING_PROMPTS", s.prompts.join("|"))
         .env("THINKLING_CONTEXT", s.context.to_string())
         .env("THINKLING_MAX_NEW_TOKENS", s.max_new_tokens.to_string())
-        .env("THINKLING_KV", "f16")
+        .env("THINKLING_KV", s.kv.name())
         .env("DEFMT_LOG", "info")
         .env_remove("THINKLING_THINK_BUDGET")
         .env_remove("THINKLING_TEXT_BYTES")
@@ -257,8 +261,8 @@ fn firmware_tokens(log: &str, prompts: usize) -> Vec<Vec<u32>> {
 /// What the host runtime generates with the firmware's settings.
 fn host_tokens(blob: &[u8], s: &Settings<'_>) -> Vec<Vec<u32>> {
     let model = Model::from_blob(blob).expect("blob loads on the host");
-    let mut arena = vec![0u8; plan(model.config(), s.context, KvDType::F16).total_bytes];
-    let mut session = Session::new(&model, &mut arena, s.context, KvDType::F16).expect("session");
+    let mut arena = vec![0u8; plan(model.config(), s.context, s.kv).total_bytes];
+    let mut session = Session::new(&model, &mut arena, s.context, s.kv).expect("session");
     let cfg = GenerateConfig {
         sampler: SamplerConfig {
             temperature: 0.0,
@@ -763,29 +767,76 @@ fn reference_model_reasons_on_the_board_as_on_the_host() {
     }
 }
 
+/// The q8 KV cache (`THINKLING_KV=q8`) on the board gives the host's tokens
+/// with the same cache: on the reference model (a head of 16 values, one
+/// group of 32 per position) it still reasons to `<eos>`, and on the small
+/// random model (a row of 16 values: one short group).
+#[test]
+fn q8_kv_firmware_generates_the_host_tokens_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = workspace().join("firmware/models/reference.bin");
+    let blob = std::fs::read(&model).expect("firmware/models/reference.bin");
+    let s = Settings {
+        prompts: &["What is 347 + 589?", "347 x 6"],
+        context: 128,
+        kv: KvDType::Q8,
+        ..DEFAULT_SETTINGS
+    };
+    let (log, tokens) = run_and_match_host(&model, &blob, &s, &[], dir.path());
+    assert!(
+        log.contains("q8 KV cache"),
+        "the memory plan does not name the q8 cache; log:\n{log}"
+    );
+    for (p, got) in tokens.iter().enumerate() {
+        assert_eq!(
+            got.last(),
+            Some(&runtime::format::special::EOS),
+            "prompt {p}: the trace does not end with <eos>"
+        );
+    }
+    let blob = random_blob(small(), DType::Q8, 7);
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, &blob).unwrap();
+    let s = Settings {
+        kv: KvDType::Q8,
+        ..DEFAULT_SETTINGS
+    };
+    run_and_match_host(&model, &blob, &s, &[], dir.path());
+}
+
 /// `cargo test --release --test firmware -- --ignored --nocapture measure_tiny_shape`
 #[test]
-#[ignore = "measurement for docs/benchmarks.md (about a minute)"]
+#[ignore = "measurement for docs/benchmarks.md (about two minutes)"]
 fn measure_tiny_shape() {
     assert!(qemu_tools(), "needs qemu-system-arm and defmt-print");
     let dir = tempfile::tempdir().unwrap();
     let blob = random_blob(tiny(), DType::Q8, 11);
     let model = dir.path().join("tiny.bin");
     std::fs::write(&model, &blob).unwrap();
-    let s = Settings {
-        board: "qemu",
-        prompts: &["12+35="],
-        context: 256,
-        max_new_tokens: 256,
-        ..DEFAULT_SETTINGS
-    };
-    let (out, elf) = build_firmware(&model, &s, dir.path());
-    let elf = elf.unwrap_or_else(|| panic!("build failed:\n{}", stderr(&out)));
-    let (code, log) = run_qemu(&elf);
-    assert_eq!(code, 0, "log:\n{log}");
-    println!("tiny shape q8, blob {} bytes", blob.len());
-    for line in log.lines().filter(|l| !l.contains("INFO  token ")) {
-        println!("{line}");
+    for kv in [KvDType::F16, KvDType::Q8] {
+        let s = Settings {
+            board: "qemu",
+            prompts: &["12+35="],
+            context: 256,
+            max_new_tokens: 256,
+            kv,
+            ..DEFAULT_SETTINGS
+        };
+        let (out, elf) = build_firmware(&model, &s, dir.path());
+        let elf = elf.unwrap_or_else(|| panic!("build failed:\n{}", stderr(&out)));
+        let (code, log) = run_qemu(&elf);
+        assert_eq!(code, 0, "log:\n{log}");
+        println!(
+            "tiny shape q8, {} KV cache, blob {} bytes",
+            kv.name(),
+            blob.len()
+        );
+        for line in log.lines().filter(|l| !l.contains("INFO  token ")) {
+            println!("{line}");
+        }
+        assert_eq!(firmware_tokens(&log, 1), host_tokens(&blob, &s));
     }
-    assert_eq!(firmware_tokens(&log, 1), host_tokens(&blob, &s));
 }

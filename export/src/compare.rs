@@ -23,11 +23,11 @@ pub struct Agreement {
     pub positions: usize,
 }
 
-fn session_arena(model: &Model<'_>, context: usize) -> Vec<u8> {
-    vec![0u8; runtime::plan(model.config(), context, KvDType::F32).total_bytes]
+fn session_arena(model: &Model<'_>, context: usize, kv: KvDType) -> Vec<u8> {
+    vec![0u8; runtime::plan(model.config(), context, kv).total_bytes]
 }
 
-/// Runs every sequence through both blobs (token by token, f32 KV cache) and
+/// Runs every sequence through both blobs (token by token, f32 KV caches) and
 /// compares the next-token logits at every position. Sequences longer than
 /// the models' context are cut to it.
 pub fn logits_agreement(
@@ -47,6 +47,33 @@ pub fn logits_agreement(
 pub fn logits_agreement_from(
     reference_blob: &[u8],
     blob: &[u8],
+    sequences: &[Vec<u32>],
+    starts: &[usize],
+) -> Result<Agreement> {
+    agreement(
+        (reference_blob, KvDType::F32),
+        (blob, KvDType::F32),
+        sequences,
+        starts,
+    )
+}
+
+/// How far a KV cache of element type `kv` moves a blob's logits from the
+/// same blob with an f32 cache: [`logits_agreement_from`] of the blob
+/// against itself, the cache being the only difference.
+pub fn kv_agreement_from(
+    blob: &[u8],
+    kv: KvDType,
+    sequences: &[Vec<u32>],
+    starts: &[usize],
+) -> Result<Agreement> {
+    agreement((blob, KvDType::F32), (blob, kv), sequences, starts)
+}
+
+/// The agreement of two blobs, each run with its own KV cache type.
+fn agreement(
+    (reference_blob, kv_a): (&[u8], KvDType),
+    (blob, kv_b): (&[u8], KvDType),
     sequences: &[Vec<u32>],
     starts: &[usize],
 ) -> Result<Agreement> {
@@ -71,11 +98,14 @@ pub fn logits_agreement_from(
         .max()
         .unwrap_or(1)
         .clamp(1, max_len);
-    let (mut arena_a, mut arena_b) = (session_arena(&a, context), session_arena(&b, context));
-    let mut sa = Session::new(&a, &mut arena_a, context, KvDType::F32)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut sb = Session::new(&b, &mut arena_b, context, KvDType::F32)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut arena_a, mut arena_b) = (
+        session_arena(&a, context, kv_a),
+        session_arena(&b, context, kv_b),
+    );
+    let mut sa =
+        Session::new(&a, &mut arena_a, context, kv_a).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sb =
+        Session::new(&b, &mut arena_b, context, kv_b).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut agree, mut positions) = (0usize, 0usize);
     let (mut max_d, mut sum_max_d, mut max_logit) = (0f32, 0f64, 0f32);
     for (si, seq) in sequences.iter().enumerate() {
@@ -193,7 +223,7 @@ pub fn greedy_sequences(reference_blob: &[u8], n: usize, len: usize) -> Result<V
     let model = Model::from_blob(reference_blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let c = model.config();
     let len = len.clamp(2, c.max_seq_len as usize);
-    let mut arena = session_arena(&model, len);
+    let mut arena = session_arena(&model, len, KvDType::F32);
     let mut s =
         Session::new(&model, &mut arena, len, KvDType::F32).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bos = model.tokenizer().bos();

@@ -1,5 +1,6 @@
 //! Exact-match accuracy of a blob on reasoning problems, run by the runtime
-//! exactly as a board would (greedy decoding, f32 KV cache).
+//! exactly as a board would (greedy decoding, an f32 KV cache unless the
+//! options name another: a board's f16 or q8 cache is measured the same way).
 
 use anyhow::Result;
 use runtime::format::special;
@@ -14,6 +15,8 @@ pub struct EvalOptions {
     pub think_budget: Option<usize>,
     /// Context of the session (capped at the model's maximum).
     pub context: usize,
+    /// Element type of the session's KV cache.
+    pub kv: KvDType,
 }
 
 impl Default for EvalOptions {
@@ -22,6 +25,7 @@ impl Default for EvalOptions {
             max_new_tokens: 256,
             think_budget: None,
             context: 512,
+            kv: KvDType::F32,
         }
     }
 }
@@ -120,6 +124,7 @@ pub fn evaluate_blob(
 ) -> Result<EvalResult> {
     let model = Model::from_blob(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let context = opts.context.clamp(1, model.config().max_seq_len as usize);
+    let kv = opts.kv;
     let cfg = GenerateConfig {
         sampler: SamplerConfig::GREEDY,
         max_new_tokens: opts.max_new_tokens,
@@ -137,8 +142,8 @@ pub fn evaluate_blob(
                 let cfg = &cfg;
                 s.spawn(move || -> Result<Vec<One>> {
                     let mut arena =
-                        vec![0u8; runtime::plan(model.config(), context, KvDType::F32).total_bytes];
-                    let mut session = Session::new(model, &mut arena, context, KvDType::F32)
+                        vec![0u8; runtime::plan(model.config(), context, kv).total_bytes];
+                    let mut session = Session::new(model, &mut arena, context, kv)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     part.iter().map(|p| run_one(&mut session, p, cfg)).collect()
                 })

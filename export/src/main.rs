@@ -4,12 +4,16 @@
 //!
 //! `export --from-llama2c MODEL.bin [--tokenizer tokenizer.bin] --out FILE`:
 //! convert a llama2.c checkpoint.
+//!
+//! `export --blob FILE --kv f32,f16,q8`: measure an existing blob with each
+//! KV cache type (held-out accuracy, logits against the f32 cache).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use export::compare::{self, Agreement};
 use export::eval::{self, EvalOptions, EvalResult};
 use export::{ExportOptions, Quant, QuantReport};
+use runtime::KvDType;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,8 +28,8 @@ use std::time::Instant;
 struct Cli {
     /// Training run directory (config.json, tokenizer.json, model.safetensors).
     #[arg(
-        required_unless_present = "from_llama2c",
-        conflicts_with = "from_llama2c"
+        required_unless_present_any = ["from_llama2c", "blob"],
+        conflicts_with_all = ["from_llama2c", "blob"]
     )]
     run_dir: Option<PathBuf>,
     /// Weight storage: f32, f16, q8 or q4.
@@ -61,6 +65,15 @@ struct Cli {
     /// Thinking tokens before the engine closes the thought (evaluation).
     #[arg(long = "think-budget")]
     think_budget: Option<usize>,
+    /// KV cache types to measure the blob with, e.g. `f32,f16,q8`: held-out
+    /// accuracy with each, and for each but f32 the logits against the blob
+    /// with an f32 cache.
+    #[arg(long = "kv", value_delimiter = ',', default_value = "f32", value_parser = parse_kv)]
+    kv: Vec<KvDType>,
+    /// Measure this blob instead of exporting one: held-out accuracy and
+    /// logit agreement with each --kv cache type.
+    #[arg(long = "blob", value_name = "FILE", conflicts_with = "from_llama2c")]
+    blob: Option<PathBuf>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -78,6 +91,21 @@ fn parse_scales(s: &str) -> Result<runtime::ScaleType, String> {
         "f32" => Ok(runtime::ScaleType::F32),
         _ => Err(format!("unknown scale type {s:?}: expected f16 or f32")),
     }
+}
+
+fn parse_kv(s: &str) -> Result<KvDType, String> {
+    KvDType::from_name(s)
+        .ok_or_else(|| format!("unknown KV cache type {s:?}: expected f32, f16 or q8"))
+}
+
+/// A blob measured with a KV cache type.
+#[derive(Serialize)]
+struct KvMeasure {
+    kv: &'static str,
+    /// Logits against the same blob with an f32 cache, at the positions that
+    /// predict trained tokens (none for f32 itself).
+    agreement: Option<Agreement>,
+    accuracy: Option<EvalResult>,
 }
 
 #[derive(Serialize)]
@@ -100,6 +128,20 @@ struct Summary {
     /// The same over every position, problem text included.
     agreement_all_positions: Option<Agreement>,
     accuracy: Option<Accuracy>,
+    /// The blob with the KV cache types of `--kv` other than f32.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kv: Vec<KvMeasure>,
+}
+
+/// `--blob`: an existing blob measured with each KV cache type.
+#[derive(Serialize)]
+struct BlobSummary {
+    blob: PathBuf,
+    bytes: usize,
+    seconds: f64,
+    mix: String,
+    seed: u64,
+    kv: Vec<KvMeasure>,
 }
 
 /// Writes `bytes` next to `path` and renames it into place, so a reader (or
@@ -175,6 +217,9 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(model) = &cli.from_llama2c {
         return run_llama2c(&cli, model, &opts, &f32_opts, start);
     }
+    if let Some(path) = &cli.blob {
+        return run_blob(&cli, path, start);
+    }
     let Some(dir) = &cli.run_dir else {
         bail!("give a run directory or --from-llama2c MODEL.bin")
     };
@@ -208,9 +253,13 @@ fn run(cli: Cli) -> Result<()> {
     let n_problems = cli.compare_n.max(cli.eval_n);
     let problems = tasks::held_out_set(&mix, n_problems, cli.seed);
 
+    let seqs = if cli.compare_n > 0 {
+        compare::encode_problems(&blob, &problems[..cli.compare_n], !no_think)?
+    } else {
+        Vec::new()
+    };
+    let starts: Vec<usize> = seqs.iter().map(|s| compare::reasoning_start(s)).collect();
     let (agreement, agreement_all_positions) = if cli.compare_n > 0 {
-        let seqs = compare::encode_problems(&blob, &problems[..cli.compare_n], !no_think)?;
-        let starts: Vec<usize> = seqs.iter().map(|s| compare::reasoning_start(s)).collect();
         (
             Some(compare::logits_agreement_from(
                 reference, &blob, &seqs, &starts,
@@ -220,14 +269,21 @@ fn run(cli: Cli) -> Result<()> {
     } else {
         (None, None)
     };
+    let max_seq = ckpt.config.max_seq_len as usize;
+    let eo = EvalOptions {
+        max_new_tokens: max_seq,
+        think_budget: cli.think_budget,
+        context: max_seq,
+        kv: KvDType::F32,
+    };
+    let subset = &problems[..cli.eval_n];
+    let kv = cli
+        .kv
+        .iter()
+        .filter(|k| **k != KvDType::F32)
+        .map(|k| measure_kv(&blob, *k, &seqs, &starts, subset, &eo))
+        .collect::<Result<Vec<_>>>()?;
     let accuracy = if cli.eval_n > 0 {
-        let max_seq = ckpt.config.max_seq_len as usize;
-        let eo = EvalOptions {
-            max_new_tokens: max_seq,
-            think_budget: cli.think_budget,
-            context: max_seq,
-        };
-        let subset = &problems[..cli.eval_n];
         let b = eval::evaluate_blob(&blob, subset, &eo)?;
         let f = if std::ptr::eq(reference, blob.as_slice()) {
             b.clone()
@@ -251,8 +307,135 @@ fn run(cli: Cli) -> Result<()> {
         agreement,
         agreement_all_positions,
         accuracy,
+        kv,
     };
     print_summary(&summary, cli.json)
+}
+
+/// `blob` with a `kv` cache: its logits on `seqs` against the f32 cache
+/// (from `starts`; none for f32 itself or without sequences) and its
+/// accuracy on `problems` (none without problems).
+fn measure_kv(
+    blob: &[u8],
+    kv: KvDType,
+    seqs: &[Vec<u32>],
+    starts: &[usize],
+    problems: &[tasks::Problem],
+    eo: &EvalOptions,
+) -> Result<KvMeasure> {
+    let agreement = if kv != KvDType::F32 && !seqs.is_empty() {
+        Some(compare::kv_agreement_from(blob, kv, seqs, starts)?)
+    } else {
+        None
+    };
+    let accuracy = if problems.is_empty() {
+        None
+    } else {
+        Some(eval::evaluate_blob(
+            blob,
+            problems,
+            &EvalOptions { kv, ..eo.clone() },
+        )?)
+    };
+    Ok(KvMeasure {
+        kv: kv.name(),
+        agreement,
+        accuracy,
+    })
+}
+
+fn run_blob(cli: &Cli, path: &Path, start: Instant) -> Result<()> {
+    let blob = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let model =
+        runtime::Model::from_blob(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let max_seq = model.config().max_seq_len as usize;
+    let mix_spec = cli.mix.clone().unwrap_or_else(|| "default".into());
+    let mix = tasks::Mix::parse(&mix_spec).with_context(|| format!("task mix {mix_spec:?}"))?;
+    let problems = tasks::held_out_set(&mix, cli.compare_n.max(cli.eval_n), cli.seed);
+    // A blob does not say whether its model thinks: the sequences have the
+    // trained reasoning of each problem, which an answer-only model reads as
+    // text.
+    let seqs = compare::encode_problems(&blob, &problems[..cli.compare_n], true)?;
+    let starts: Vec<usize> = seqs.iter().map(|s| compare::reasoning_start(s)).collect();
+    let eo = EvalOptions {
+        max_new_tokens: max_seq,
+        think_budget: cli.think_budget,
+        context: max_seq,
+        kv: KvDType::F32,
+    };
+    let kv = cli
+        .kv
+        .iter()
+        .map(|k| measure_kv(&blob, *k, &seqs, &starts, &problems[..cli.eval_n], &eo))
+        .collect::<Result<Vec<_>>>()?;
+    let s = BlobSummary {
+        blob: path.to_path_buf(),
+        bytes: blob.len(),
+        seconds: start.elapsed().as_secs_f64(),
+        mix: mix_spec,
+        seed: cli.seed,
+        kv,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let c = model.config();
+    println!(
+        "{} ({} bytes, {:.1} s): dim {}, {} layers, {}/{} heads, vocab {}, context {}",
+        s.blob.display(),
+        s.bytes,
+        s.seconds,
+        c.dim,
+        c.n_layers,
+        c.n_heads,
+        c.n_kv_heads,
+        c.vocab_size,
+        max_seq
+    );
+    print_kv(&s.kv, cli.eval_n, &s.mix, s.seed);
+    Ok(())
+}
+
+/// The agreement and accuracy lines of each KV cache type.
+fn print_kv(kv: &[KvMeasure], eval_n: usize, mix: &str, seed: u64) {
+    for m in kv {
+        if let Some(a) = &m.agreement {
+            println!(
+                "{} KV against f32 KV, think/answer positions ({}): top-1 agreement {:.2}%, \
+                 max |dlogit| {:.4} (mean per position {:.4}, max |logit| {:.2})",
+                m.kv,
+                a.positions,
+                100.0 * a.top1,
+                a.max_abs_dlogit,
+                a.mean_max_abs_dlogit,
+                a.max_abs_logit
+            );
+        }
+    }
+    if kv.iter().any(|m| m.accuracy.is_some()) {
+        println!("held-out accuracy by KV cache ({eval_n} problems, mix {mix}, seed {seed}):");
+    }
+    for m in kv {
+        if let Some(r) = &m.accuracy {
+            print_accuracy(&format!("{} KV", m.kv), r);
+        }
+    }
+}
+
+fn print_accuracy(name: &str, r: &EvalResult) {
+    let tasks: Vec<String> = r
+        .per_task
+        .iter()
+        .map(|(t, (c, n))| format!("{t} {c}/{n}"))
+        .collect();
+    println!(
+        "  {name:<6} {:6.2}%  well-formed {:6.2}%  think tokens {:6.1}  [{}]",
+        100.0 * r.accuracy,
+        100.0 * r.well_formed,
+        r.mean_think_tokens,
+        tasks.join(", ")
+    );
 }
 
 fn run_llama2c(
@@ -287,6 +470,7 @@ fn run_llama2c(
         agreement,
         agreement_all_positions: None,
         accuracy: None,
+        kv: Vec::new(),
     };
     print_summary(&summary, cli.json)
 }
@@ -331,22 +515,16 @@ fn print_summary(s: &Summary, json: bool) -> Result<()> {
             "held-out accuracy ({} problems, mix {}, seed {}):",
             acc.blob.n, acc.mix, acc.seed
         );
-        let line = |name: &str, r: &EvalResult| {
-            let tasks: Vec<String> = r
-                .per_task
-                .iter()
-                .map(|(t, (c, n))| format!("{t} {c}/{n}"))
-                .collect();
-            println!(
-                "  {name:<5} {:6.2}%  well-formed {:6.2}%  think tokens {:6.1}  [{}]",
-                100.0 * r.accuracy,
-                100.0 * r.well_formed,
-                r.mean_think_tokens,
-                tasks.join(", ")
-            );
-        };
-        line("blob", &acc.blob);
-        line("f32", &acc.f32);
+        print_accuracy("blob", &acc.blob);
+        print_accuracy("f32", &acc.f32);
+    }
+    if !s.kv.is_empty() {
+        println!();
+        let (n, mix, seed) = s
+            .accuracy
+            .as_ref()
+            .map_or((0, "", 0), |a| (a.blob.n, a.mix.as_str(), a.seed));
+        print_kv(&s.kv, n, mix, seed);
     }
     Ok(())
 }

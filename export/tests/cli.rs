@@ -90,6 +90,70 @@ fn cli_writes_blob_and_json_report() {
     }
 }
 
+/// `--kv` measures the blob with each KV cache type, after an export and
+/// for an existing blob (`--blob`).
+#[test]
+fn cli_measures_kv_cache_types() {
+    let dir = tempfile::tempdir().unwrap();
+    export::save_run(dir.path(), &random_checkpoint(config(), 16, 4)).unwrap();
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_export"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let d = dir.path().to_str().unwrap();
+    let v = run(&[
+        d,
+        "--eval-n",
+        "2",
+        "--compare-n",
+        "3",
+        "--kv",
+        "f32,f16,q8",
+        "--json",
+    ]);
+    let kv = v["kv"].as_array().unwrap();
+    assert_eq!(kv.len(), 2, "{v}");
+    for (m, name) in kv.iter().zip(["f16", "q8"]) {
+        assert_eq!(m["kv"], name);
+        assert!(m["agreement"]["positions"].as_u64().unwrap() > 0);
+        assert_eq!(m["accuracy"]["n"], 2);
+    }
+    let blob = dir.path().join("model.q8.bin");
+    let v = run(&[
+        "--blob",
+        blob.to_str().unwrap(),
+        "--kv",
+        "f32,q8",
+        "--eval-n",
+        "2",
+        "--compare-n",
+        "2",
+        "--json",
+    ]);
+    let kv = v["kv"].as_array().unwrap();
+    assert_eq!(
+        (kv[0]["kv"].as_str(), kv[1]["kv"].as_str()),
+        (Some("f32"), Some("q8"))
+    );
+    assert!(kv[0]["agreement"].is_null());
+    assert!(kv[1]["agreement"]["top1"].as_f64().unwrap() > 0.0);
+    assert_eq!(kv[1]["accuracy"]["n"], 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .args(["--blob", blob.to_str().unwrap(), "--kv", "q4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("q4"));
+}
+
 #[test]
 fn cli_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();

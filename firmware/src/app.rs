@@ -153,10 +153,7 @@ fn log_model(model: &Model<'_>) {
 }
 
 fn log_memory_plan() {
-    let kv_name = match KV {
-        runtime::memory::KvDType::F16 => "f16",
-        runtime::memory::KvDType::F32 => "f32",
-    };
+    let kv_name = KV.name();
     info!(
         "memory plan: context {=usize}, {=str} KV cache {=usize} bytes, scratch {=usize} bytes, arena {=usize} bytes; text buffer {=usize} bytes; RAM {=usize} bytes",
         CONTEXT,

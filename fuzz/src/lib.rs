@@ -106,10 +106,10 @@ pub fn run_blob(blob: &[u8], knobs: &[u8]) {
     let knob = |i: usize| knobs.get(i).copied().unwrap_or(0) as usize;
     let c = *model.config();
     let context = (c.max_seq_len as usize).min(8 + knob(0) % 24);
-    let kv = if knob(1) & 1 == 0 {
-        KvDType::F32
-    } else {
-        KvDType::F16
+    let kv = match knob(1) % 3 {
+        0 => KvDType::F32,
+        1 => KvDType::F16,
+        _ => KvDType::Q8,
     };
     let batch = knob(2) % 4;
     let plan = runtime::plan_batch(&c, context, kv, batch);

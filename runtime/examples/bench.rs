@@ -1,7 +1,7 @@
 //! Single-thread speed and memory of the engine.
 //!
 //! ```text
-//! cargo run --release -p runtime --features std --example bench -- MODEL.bin [--json] [--tokens N] [--kv f32|f16]
+//! cargo run --release -p runtime --features std --example bench -- MODEL.bin [--json] [--tokens N] [--kv f32|f16|q8]
 //! cargo run --release -p runtime --features std --example bench -- --shape tiny|small --dtype f32|f16|q8|q4 [--group G]
 //! ```
 //! Prefill runs N prompt tokens from position 0 (LM head on the last only);
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench MODEL.bin [--json] [--tokens N] [--kv f32|f16] [--reps N]\n       bench --shape tiny|small --dtype f32|f16|q8|q4 [--group G] [--json] [--tokens N] [--kv f32|f16] [--reps N]"
+        "usage: bench MODEL.bin [--json] [--tokens N] [--kv f32|f16|q8] [--reps N]\n       bench --shape tiny|small --dtype f32|f16|q8|q4 [--group G] [--json] [--tokens N] [--kv f32|f16|q8] [--reps N]"
     );
     std::process::exit(2)
 }
@@ -34,13 +34,7 @@ fn main() {
             }
             "--shape" => shape = Some(value()),
             "--group" => group = value().parse().unwrap_or_else(|_| usage()),
-            "--kv" => {
-                kv = match value().as_str() {
-                    "f32" => KvDType::F32,
-                    "f16" => KvDType::F16,
-                    _ => usage(),
-                }
-            }
+            "--kv" => kv = KvDType::from_name(&value()).unwrap_or_else(|| usage()),
             "--dtype" => {
                 dtype = match value().as_str() {
                     "f32" => DType::F32,
@@ -138,7 +132,7 @@ fn main() {
             c.dim,
             c.n_layers,
             c.vocab_size,
-            if kv == KvDType::F32 { "f32" } else { "f16" },
+            kv.name(),
             memory.total_bytes,
             memory.kv_cache_bytes,
             blob.len()

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p runtime --features std --example generate -- MODEL.bin "PROMPT"
 //!     [--temperature T] [--top-p P] [--top-k K] [--seed S] [--think-budget N]
-//!     [--max-tokens N] [--context N] [--kv f16|f32] [--ids]
+//!     [--max-tokens N] [--context N] [--kv f16|f32|q8] [--ids]
 //! ```
 //! `--ids`: the prompt is token ids (spaces or commas) and ids are printed,
 //! for blobs without a tokenizer.
@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 fn usage() -> ! {
-    eprintln!("usage: generate MODEL.bin PROMPT [--temperature T] [--top-p P] [--top-k K] [--seed S] [--think-budget N] [--max-tokens N] [--context N] [--kv f16|f32] [--ids]");
+    eprintln!("usage: generate MODEL.bin PROMPT [--temperature T] [--top-p P] [--top-k K] [--seed S] [--think-budget N] [--max-tokens N] [--context N] [--kv f16|f32|q8] [--ids]");
     std::process::exit(2)
 }
 
@@ -50,11 +50,10 @@ fn main() {
             "--max-tokens" => max_tokens = num(args.next()),
             "--context" => context = Some(num::<usize>(args.next())),
             "--kv" => {
-                kv = match args.next().as_deref() {
-                    Some("f32") => KvDType::F32,
-                    Some("f16") => KvDType::F16,
-                    _ => usage(),
-                }
+                kv = args
+                    .next()
+                    .and_then(|s| KvDType::from_name(&s))
+                    .unwrap_or_else(|| usage())
             }
             "--ids" => ids = true,
             s if s.starts_with("--") => usage(),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p runtime --features std --example speculative -- TARGET.bin DRAFT.bin
-//!     [--k 1,2,4,6] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16]
+//!     [--k 1,2,4,6] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16|q8]
 //!     [--temperature T] [--seed S] [--min-secs S]
 //! cargo run ... --example speculative -- TARGET.bin --draft-layers N [...]   # early-exit draft: the target's first N layers
 //! cargo run ... --example speculative -- TARGET.bin --draft-layers N --write-draft OUT.bin   # only write that draft
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: speculative (TARGET.bin (DRAFT.bin | --draft-layers N) | --shape tiny|small) [--k 1,2,4] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16] [--temperature T] [--seed S] [--min-secs S]"
+        "usage: speculative (TARGET.bin (DRAFT.bin | --draft-layers N) | --shape tiny|small) [--k 1,2,4] [--prompts 'P1|P2'] [--max-tokens N] [--context N] [--kv f32|f16|q8] [--temperature T] [--seed S] [--min-secs S]"
     );
     std::process::exit(2)
 }
@@ -74,13 +74,7 @@ fn main() {
             "--prompts" => prompts = value().split('|').map(str::to_owned).collect(),
             "--max-tokens" => max_tokens = value().parse().unwrap_or_else(|_| usage()),
             "--context" => context = Some(value().parse::<usize>().unwrap_or_else(|_| usage())),
-            "--kv" => {
-                kv = match value().as_str() {
-                    "f32" => KvDType::F32,
-                    "f16" => KvDType::F16,
-                    _ => usage(),
-                }
-            }
+            "--kv" => kv = KvDType::from_name(&value()).unwrap_or_else(|| usage()),
             "--temperature" => sampler.temperature = value().parse().unwrap_or_else(|_| usage()),
             "--seed" => sampler.seed = value().parse().unwrap_or_else(|_| usage()),
             "--min-secs" => min_secs = value().parse().unwrap_or_else(|_| usage()),

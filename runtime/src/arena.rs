@@ -73,8 +73,9 @@ impl<'m> Carve<'m> for Measure {
 /// Element counts of a session's buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
-    pub kv_elems: usize, // per cache (keys, and again values)
-    pub rope: usize,     // per table (cos, and again sin)
+    pub kv_elems: usize,  // per cache (keys, and again values)
+    pub kv_scales: usize, // per Q8 cache: one per group of a cached row
+    pub rope: usize,      // per table (cos, and again sin)
     pub dim: usize,
     pub kv_dim: usize,
     pub hidden: usize,
@@ -93,6 +94,9 @@ impl Layout {
             kv_elems: (c.n_layers as usize)
                 .saturating_mul(context)
                 .saturating_mul(kv_dim),
+            kv_scales: (c.n_layers as usize)
+                .saturating_mul(context)
+                .saturating_mul(crate::kv_cache::q8_groups(kv_dim)),
             rope: context.saturating_mul(c.head_dim() as usize / 2),
             dim,
             kv_dim,
@@ -105,7 +109,8 @@ impl Layout {
     }
 }
 
-/// The KV cache: `[layer][position][kv_dim]` keys, then values.
+/// The KV cache: `[layer][position][kv_dim]` keys, then values (then, Q8,
+/// the keys' and the values' `[layer][position][group]` scales).
 pub(crate) fn carve_cache<'m>(
     c: &mut impl Carve<'m>,
     l: &Layout,
@@ -119,6 +124,12 @@ pub(crate) fn carve_cache<'m>(
         KvDType::F16 => KvCache::F16 {
             k: c.take(l.kv_elems)?,
             v: c.take(l.kv_elems)?,
+        },
+        KvDType::Q8 => KvCache::Q8 {
+            k: c.take(l.kv_elems)?,
+            v: c.take(l.kv_elems)?,
+            ks: c.take(l.kv_scales)?,
+            vs: c.take(l.kv_scales)?,
         },
     })
 }

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! kv_cache = 2 · layers · context · kv_dim · (4 for f32 | 2 for f16)
+//!          | 2 · layers · context · (kv_dim + 2 · ⌈kv_dim / 32⌉)   for q8
+//!                                                 (int8 values, f16 scales)
 //! scratch  = 4 · ( context · head_dim            RoPE cos and sin tables
 //!                + 4 · dim + 2 · kv_dim          x, xb, xb2, q, k, v
 //!                + 2 · hidden                    SwiGLU gate and up

@@ -126,18 +126,107 @@ fn f16_kv_cache_close_to_f32() {
     }
 }
 
+/// The largest logit and its lead over the runner-up.
+fn top_and_margin(logits: &[f32]) -> (u32, f32) {
+    let best = runtime::sampling::argmax(logits);
+    let second = logits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as u32 != best)
+        .fold(f32::NEG_INFINITY, |m, (_, v)| m.max(*v));
+    (best, logits[best as usize] - second)
+}
+
+/// A q8 KV cache keeps every logit of the f16 one within 1 % of the largest
+/// logit, and greedy decoding with it picks the f16 token at every step
+/// whose f16 choice is not a near tie (a lead under twice that bound), which
+/// is most steps: the two generations are the same up to the first near tie.
+#[test]
+fn q8_kv_cache_keeps_the_f16_greedy_tokens() {
+    const BOUND: f32 = 0.01;
+    let moe = Some(MoeConfig {
+        n_experts: 4,
+        top_k: 2,
+        layer_mask: 0b10,
+    });
+    for (config, dtype, seed) in [
+        (testing::tiny_config(), DType::F32, 5u64),
+        (testing::tiny_config(), DType::Q8, 8),
+        (testing::tiny_config(), DType::Q4, 9),
+        (test_config(None), DType::Q8, 3),
+        (test_config(moe), DType::Q4, 4),
+    ] {
+        let what = format!("{dtype:?}, {} layers", config.n_layers);
+        let blob = testing::random_blob(&config, dtype, 32, seed).unwrap();
+        let model = Model::from_blob(&blob).unwrap();
+        let context = (config.max_seq_len as usize).min(128);
+        let mut a16 = vec![0u8; plan(&config, context, KvDType::F16).total_bytes];
+        let mut a8 = vec![0u8; plan(&config, context, KvDType::Q8).total_bytes];
+        let mut s16 = Session::new(&model, &mut a16, context, KvDType::F16).unwrap();
+        let mut s8 = Session::new(&model, &mut a8, context, KvDType::Q8).unwrap();
+        // Both follow the f16 choices, so both caches hold the same tokens;
+        // where the choices agree this is each one's own greedy generation.
+        let (mut t, mut decided) = (1u32, 0usize);
+        for step in 0..context {
+            let a = s16.forward(t).unwrap().to_vec();
+            let b = s8.forward(t).unwrap().to_vec();
+            let peak = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                d <= BOUND * peak,
+                "{what}, step {step}: logits moved by {d} (largest {peak})"
+            );
+            let (best, lead) = top_and_margin(&a);
+            if lead >= 2.0 * BOUND * peak {
+                assert_eq!(
+                    runtime::sampling::argmax(&b),
+                    best,
+                    "{what}, step {step}: the q8 cache picks another token"
+                );
+                decided += 1;
+            }
+            t = best;
+        }
+        assert!(
+            decided * 2 >= context,
+            "{what}: {decided} of {context} steps are not near ties"
+        );
+    }
+}
+
+/// A q8 KV cache stays close to the f32 one too (the same bound as against
+/// f16: its error is the int8 rounding, not the f16 one).
+#[test]
+fn q8_kv_cache_close_to_f32() {
+    let c = testing::tiny_config();
+    let blob = testing::random_blob(&c, DType::F32, 0, 5).unwrap();
+    let tokens: Vec<u32> = (0..30).map(|i| (i * 53 + 11) % c.vocab_size).collect();
+    let a = session_logits(&blob, &tokens, KvDType::F32);
+    let b = session_logits(&blob, &tokens, KvDType::Q8);
+    for (x, y) in a.iter().zip(&b) {
+        assert_close(y, x, 0.01, "q8 kv");
+    }
+}
+
 #[test]
 fn memory_plan_is_exact_and_errors_name_sizes() {
     let c = testing::tiny_config();
     let blob = testing::random_blob(&c, DType::F32, 0, 6).unwrap();
     let model = Model::from_blob(&blob).unwrap();
-    for kv in [KvDType::F32, KvDType::F16] {
+    for kv in [KvDType::F32, KvDType::F16, KvDType::Q8] {
         let p = plan(&c, 100, kv);
         assert_eq!(p.total_bytes, p.kv_cache_bytes + p.scratch_bytes + 15);
-        assert_eq!(
-            p.kv_cache_bytes,
-            2 * 5 * 100 * 32 * if kv == KvDType::F32 { 4 } else { 2 }
-        );
+        // Q8: int8 keys and values, then an f16 scale per 32 values of each
+        // (the 1,000 bytes of scales rounded up to 1,008).
+        let kv_bytes = match kv {
+            KvDType::F32 => 2 * 5 * 100 * 32 * 4,
+            KvDType::F16 => 2 * 5 * 100 * 32 * 2,
+            KvDType::Q8 => 2 * 5 * 100 * 32 + 2 * 1008,
+        };
+        assert_eq!(p.kv_cache_bytes, kv_bytes, "{kv:?}");
         let mut big = vec![0u8; p.total_bytes + 16];
         // Every misalignment of the arena start works with exactly total_bytes.
         for off in 0..16 {

@@ -110,7 +110,7 @@ fn forward_batch_equals_forward_bitwise() {
         for dtype in [DType::F32, DType::F16, DType::Q8, DType::Q4] {
             let b = testing::random_blob(&config, dtype, 32, 3).unwrap();
             let model = Model::from_blob(&b).unwrap();
-            for kv in [KvDType::F32, KvDType::F16] {
+            for kv in [KvDType::F32, KvDType::F16, KvDType::Q8] {
                 let mut a1 = vec![0u8; plan(&config, 64, kv).total_bytes];
                 let mut s1 = Session::new(&model, &mut a1, 64, kv).unwrap();
                 let mut a2 = vec![0u8; plan_batch(&config, 64, kv, 8).total_bytes];

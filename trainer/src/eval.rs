@@ -59,6 +59,7 @@ pub fn evaluate_with_budget(
         max_new_tokens: ckpt.config.max_seq_len as usize,
         think_budget: budget,
         context: ckpt.config.max_seq_len as usize,
+        ..EvalOptions::default()
     };
     export::eval::evaluate_blob(&blob, problems, &opts)
 }

@@ -277,7 +277,7 @@ const PAIRS: bool = cfg!(all(
 /// in [`LANES`] lanes so it vectorizes: a maximum does not depend on the
 /// order it is taken in, so this is exactly the sequential fold.
 #[inline]
-pub(super) fn abs_max(x: &[f32]) -> f32 {
+pub(crate) fn abs_max(x: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -337,7 +337,7 @@ fn fill_pairs_q4(q: &[i8], pairs: &mut [u32]) {
 /// is exact for `|c| ≤ 127`, so the comparisons decide the rounding exactly.
 /// Branch-free, so the quantization loop vectorizes.
 #[inline(always)]
-fn round_q8(y: f32) -> i8 {
+pub(crate) fn round_q8(y: f32) -> i8 {
     let c = y.clamp(-127.0, 127.0);
     let t = c as i32;
     let f = c - t as f32;

@@ -45,7 +45,7 @@ mod x86;
 mod tests;
 
 pub use activations::{pair_words, QuantizedActivations};
-pub(crate) use dispatch::{attend_head_f16, attend_head_f32, matmul_quantized};
+pub(crate) use dispatch::{attend_head_f16, attend_head_f32, attend_head_q8, matmul_quantized};
 pub use dispatch::{
     matvec, matvec_float, matvec_float_portable, matvec_quantized, matvec_quantized_portable,
     softmax,

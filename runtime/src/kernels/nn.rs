@@ -39,22 +39,45 @@ pub(crate) struct Heads {
     pub scale: f32,
 }
 
-/// An element of the KV cache (f32, or the bits of an f16): its value, the
-/// dot product of a query with a row of them, and the target's native head
-/// over them ([`super::attend_head_f32`]).
+/// Values per scale of the Q8 KV cache, along each cached key or value row.
+/// A head vector of the small models is 8 or 16 values, where a scale of its
+/// own would add a quarter or an eighth to the cache; a group of 32 shares
+/// one scale among the kv heads of a position (2 bytes per 32 values) and
+/// measured as accurate as a scale per head on the default model
+/// (docs/architecture.md).
+pub const Q8_GROUP: usize = 32;
+
+/// An element of the KV cache (f32, the bits of an f16, or an int8 with a
+/// scale per group of its row): its value, the dot product of a query with
+/// a row of them, and the target's native head over them
+/// ([`super::attend_head_f32`]).
 pub(crate) trait CacheElem: Copy {
-    fn to_f32(self) -> f32;
-    fn dot(q: &[f32], k: &[Self]) -> f32;
+    /// Values per scale along a cached row; 0 for the float elements, which
+    /// have no scales (the loops below then never look at them).
+    const GROUP: usize;
+    /// Element `j` of a cached row whose group scales are `scales`.
+    fn value(self, scales: &[u16], j: usize) -> f32;
+    /// `q · k`, where `k` is the part of a cached row that starts at its
+    /// element `first` and `scales` are the row's group scales.
+    fn dot(q: &[f32], k: &[Self], scales: &[u16], first: usize) -> f32;
+    /// `acc[i] += a · v[i]` (each element's value), `v` as `k` above.
+    #[inline(always)]
+    fn accumulate(acc: &mut [f32], a: f32, v: &[Self], scales: &[u16], first: usize) {
+        for (i, (o, e)) in acc.iter_mut().zip(v).enumerate() {
+            *o += a * e.value(scales, first + i);
+        }
+    }
     fn native_head(h: &Head<'_, Self>, out: &mut [f32], scores: &mut [f32]) -> bool;
 }
 
 impl CacheElem for f32 {
+    const GROUP: usize = 0;
     #[inline(always)]
-    fn to_f32(self) -> f32 {
+    fn value(self, _: &[u16], _: usize) -> f32 {
         self
     }
     #[inline(always)]
-    fn dot(q: &[f32], k: &[f32]) -> f32 {
+    fn dot(q: &[f32], k: &[f32], _: &[u16], _: usize) -> f32 {
         dot(q, k)
     }
     #[inline(always)]
@@ -64,12 +87,13 @@ impl CacheElem for f32 {
 }
 
 impl CacheElem for u16 {
+    const GROUP: usize = 0;
     #[inline(always)]
-    fn to_f32(self) -> f32 {
+    fn value(self, _: &[u16], _: usize) -> f32 {
         super::f16_bits_to_f32(self)
     }
     #[inline(always)]
-    fn dot(q: &[f32], k: &[u16]) -> f32 {
+    fn dot(q: &[f32], k: &[u16], _: &[u16], _: usize) -> f32 {
         dot_f16(q, k)
     }
     #[inline(always)]
@@ -78,15 +102,70 @@ impl CacheElem for u16 {
     }
 }
 
+/// The Q8 cache: every value is dequantized to f32 (`q · scale`, exact
+/// int8 and f16 → f32 conversions and one rounded product) and then used as
+/// an f32 cache's value, in the same order, so a native kernel that
+/// dequantizes the same way (AVX2) computes the same bits.
+impl CacheElem for i8 {
+    const GROUP: usize = Q8_GROUP;
+    #[inline(always)]
+    fn value(self, scales: &[u16], j: usize) -> f32 {
+        q8_value(self, scales, j)
+    }
+    #[inline(always)]
+    fn dot(q: &[f32], k: &[i8], scales: &[u16], first: usize) -> f32 {
+        dot_q8(q, k, scales, first)
+    }
+    #[inline(always)]
+    fn accumulate(acc: &mut [f32], a: f32, v: &[i8], scales: &[u16], first: usize) {
+        if let Some(s) = one_scale(scales, first, v.len()) {
+            for (o, e) in acc.iter_mut().zip(v) {
+                *o += a * (*e as f32 * s);
+            }
+        } else {
+            for (i, (o, e)) in acc.iter_mut().zip(v).enumerate() {
+                *o += a * q8_value(*e, scales, first + i);
+            }
+        }
+    }
+    #[inline(always)]
+    fn native_head(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f32]) -> bool {
+        super::attend_head_q8(h, out, scores)
+    }
+}
+
+/// Group `g`'s scale of a Q8 row (0.0 past them).
+#[inline(always)]
+fn q8_scale(scales: &[u16], g: usize) -> f32 {
+    scales.get(g).map_or(0.0, |s| super::f16_bits_to_f32(*s))
+}
+
+/// Element `j` of a Q8 row with group scales `scales`.
+#[inline(always)]
+fn q8_value(q: i8, scales: &[u16], j: usize) -> f32 {
+    q as f32 * q8_scale(scales, j / Q8_GROUP)
+}
+
+/// The one scale of the `n` elements from `first` of a Q8 row, when they lie
+/// in one group (every head of the small models): the loops then multiply
+/// by it without a lookup per element, and vectorize. The products are the
+/// ones [`q8_value`] gives.
+#[inline(always)]
+fn one_scale(scales: &[u16], first: usize, n: usize) -> Option<f32> {
+    let g = first / Q8_GROUP;
+    (n == 0 || (first + n - 1) / Q8_GROUP == g).then(|| q8_scale(scales, g))
+}
+
 /// Causal attention of every query head over the cached rows
-/// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`), into `out`.
+/// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`) with their
+/// group scales (`[position][group]`, Q8 only), into `out`.
 pub(crate) fn attend<T: CacheElem>(
     h: &Heads,
     q: &[f32],
     out: &mut [f32],
     scores: &mut [f32],
-    keys: &[T],
-    values: &[T],
+    (keys, values): (&[T], &[T]),
+    (key_scales, value_scales): (&[u16], &[u16]),
 ) {
     for (head, (qh, oh)) in q
         .chunks_exact(h.hd)
@@ -98,6 +177,8 @@ pub(crate) fn attend<T: CacheElem>(
             q: qh,
             keys,
             values,
+            key_scales,
+            value_scales,
             kv_dim: h.kv_dim,
             off,
             scale: h.scale,
@@ -108,13 +189,31 @@ pub(crate) fn attend<T: CacheElem>(
     }
 }
 
+/// The group scales of cached row `p` (none for float elements).
+#[inline(always)]
+fn row_scales<T: CacheElem>(scales: &[u16], p: usize, kv_dim: usize) -> &[u16] {
+    if T::GROUP == 0 {
+        return &[];
+    }
+    let groups = kv_dim.div_ceil(T::GROUP);
+    scales.get(p * groups..(p + 1) * groups).unwrap_or(&[])
+}
+
 /// One attention head in portable code: `scores[p] = (q · key p) · scale`,
 /// softmax, then `out = Σ_p scores[p] · value p`.
 #[inline(always)]
 fn attend_head<T: CacheElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32]) {
     let (hd, off) = (h.q.len(), h.off);
-    for (s, krow) in scores.iter_mut().zip(h.keys.chunks_exact(h.kv_dim)) {
-        *s = krow.get(off..off + hd).map_or(0.0, |k| T::dot(h.q, k)) * h.scale;
+    for (p, (s, krow)) in scores
+        .iter_mut()
+        .zip(h.keys.chunks_exact(h.kv_dim))
+        .enumerate()
+    {
+        let ks = row_scales::<T>(h.key_scales, p, h.kv_dim);
+        *s = krow
+            .get(off..off + hd)
+            .map_or(0.0, |k| T::dot(h.q, k, ks, off))
+            * h.scale;
     }
     super::softmax(scores);
     // Eight output lanes at a time stay in registers across positions;
@@ -122,11 +221,14 @@ fn attend_head<T: CacheElem>(h: &Head<'_, T>, out: &mut [f32], scores: &mut [f32
     for (lane0, oc) in out.chunks_mut(super::LANES).enumerate() {
         let base = off + lane0 * super::LANES;
         let mut acc = [0f32; super::LANES];
-        for (a, vrow) in scores.iter().zip(h.values.chunks_exact(h.kv_dim)) {
+        for (p, (a, vrow)) in scores
+            .iter()
+            .zip(h.values.chunks_exact(h.kv_dim))
+            .enumerate()
+        {
+            let vs = row_scales::<T>(h.value_scales, p, h.kv_dim);
             if let Some(v) = vrow.get(base..base + oc.len()) {
-                for (o, e) in acc.iter_mut().zip(v) {
-                    *o += a * e.to_f32();
-                }
+                T::accumulate(&mut acc, *a, v, vs, base);
             }
         }
         for (o, a) in oc.iter_mut().zip(acc) {
@@ -168,6 +270,53 @@ pub(crate) fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
     sum
 }
 
+/// Dot product of f32 `q` with int8 keys dequantized by their group scales
+/// (`k` starts at element `first` of its row), with the 8-lane order of
+/// [`super::dot`].
+#[inline(always)]
+pub(crate) fn dot_q8(q: &[f32], k: &[i8], scales: &[u16], first: usize) -> f32 {
+    if let Some(s) = one_scale(scales, first, k.len()) {
+        return dot_q8_one_scale(q, k, s);
+    }
+    let mut acc = [0f32; super::LANES];
+    let qc = q.chunks_exact(super::LANES);
+    let kc = k.chunks_exact(super::LANES);
+    let (qr, kr) = (qc.remainder(), kc.remainder());
+    let mut j = first;
+    for (a, b) in qc.zip(kc) {
+        for (i, ((s, a), b)) in acc.iter_mut().zip(a).zip(b).enumerate() {
+            *s += a * q8_value(*b, scales, j + i);
+        }
+        j += super::LANES;
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    let mut sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+    for (i, (a, b)) in qr.iter().zip(kr).enumerate() {
+        sum += a * q8_value(*b, scales, j + i);
+    }
+    sum
+}
+
+/// [`dot_q8`] of keys that share the scale `s`.
+#[inline(always)]
+fn dot_q8_one_scale(q: &[f32], k: &[i8], s: f32) -> f32 {
+    let mut acc = [0f32; super::LANES];
+    let qc = q.chunks_exact(super::LANES);
+    let kc = k.chunks_exact(super::LANES);
+    let (qr, kr) = (qc.remainder(), kc.remainder());
+    for (a, b) in qc.zip(kc) {
+        for ((acc, a), b) in acc.iter_mut().zip(a).zip(b) {
+            *acc += a * (*b as f32 * s);
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    let mut sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+    for (a, b) in qr.iter().zip(kr) {
+        sum += a * (*b as f32 * s);
+    }
+    sum
+}
+
 /// Picks the `top_k` largest router logits (lowest index on ties) into
 /// `chosen`, and their softmax into `weight`; returns how many were chosen.
 pub(crate) fn choose_experts(
@@ -199,4 +348,79 @@ pub(crate) fn choose_experts(
         super::softmax(w);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::sampling::Rng;
+    use std::vec::Vec;
+
+    /// A cache of `positions` rows of `kv_dim` random values in `T`, with
+    /// random Q8 scales (ignored by the float elements).
+    fn rows<T: CacheElem>(
+        rng: &mut Rng,
+        n: usize,
+        groups: usize,
+        make: impl Fn(f32) -> T,
+    ) -> (Vec<T>, Vec<u16>) {
+        let data = (0..n).map(|_| make(rng.next_f32() * 2.0 - 1.0)).collect();
+        let scales = (0..groups)
+            .map(|_| half::f16::from_f32(0.01 + rng.next_f32() * 0.05).to_bits())
+            .collect();
+        (data, scales)
+    }
+
+    /// The native head (where the target has one) computes the portable
+    /// head's bits for every cache element type, over every head of a
+    /// grouped-query layer and heads that straddle two Q8 groups.
+    fn native_equals_portable<T: CacheElem>(make: impl Fn(f32) -> T + Copy) -> usize {
+        let mut rng = Rng::new(21);
+        let mut native = 0;
+        for (hd, n_kv) in [(8usize, 4usize), (16, 2), (48, 6), (24, 3), (12, 2)] {
+            let kv_dim = hd * n_kv;
+            let positions = 41;
+            let groups = positions * kv_dim.div_ceil(Q8_GROUP);
+            let (keys, ks) = rows(&mut rng, positions * kv_dim, groups, make);
+            let (values, vs) = rows(&mut rng, positions * kv_dim, groups, make);
+            for kvh in 0..n_kv {
+                let q: Vec<f32> = (0..hd).map(|_| rng.next_f32() * 4.0 - 2.0).collect();
+                for n in [1usize, 7, 8, 9, positions] {
+                    let h = Head {
+                        q: &q,
+                        keys: &keys[..n * kv_dim],
+                        values: &values[..n * kv_dim],
+                        key_scales: &ks,
+                        value_scales: &vs,
+                        kv_dim,
+                        off: kvh * hd,
+                        scale: 0.3,
+                    };
+                    let (mut want, mut got) = (std::vec![0f32; hd], std::vec![0f32; hd]);
+                    let (mut s1, mut s2) = (std::vec![0f32; n], std::vec![0f32; n]);
+                    attend_head(&h, &mut want, &mut s1);
+                    if T::native_head(&h, &mut got, &mut s2) {
+                        native += 1;
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "hd {hd}, kv head {kvh}, {n} rows");
+                        assert_eq!(bits(&s2), bits(&s1), "scores, hd {hd}, {n} rows");
+                    }
+                }
+            }
+        }
+        native
+    }
+
+    #[test]
+    fn native_heads_equal_the_portable_head_bit_for_bit() {
+        let f32s = native_equals_portable(|x| x);
+        let f16s = native_equals_portable(|x| half::f16::from_f32(x).to_bits());
+        let q8s = native_equals_portable(|x| (x * 127.0) as i8);
+        #[cfg(target_arch = "x86_64")]
+        if super::super::x86::avx2() {
+            assert!(f32s > 0 && f16s > 0 && q8s > 0, "{f32s} {f16s} {q8s}");
+        }
+        let _ = (f32s, f16s, q8s);
+    }
 }

@@ -205,6 +205,10 @@ pub(crate) struct Head<'a, T> {
     pub q: &'a [f32],
     pub keys: &'a [T],
     pub values: &'a [T],
+    /// The Q8 cache's f16 scales, `[position][group]` (empty for the float
+    /// caches, whose native kernels never read them).
+    pub key_scales: &'a [u16],
+    pub value_scales: &'a [u16],
     pub kv_dim: usize,
     pub off: usize,
     pub scale: f32,

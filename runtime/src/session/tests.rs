@@ -37,7 +37,7 @@ fn the_plan_is_exactly_what_the_session_carves() {
     let model = Model::from_blob(&b).unwrap();
     let c = *model.config();
     for (batch, rows) in [(0usize, 0usize), (0, 3), (4, 4)] {
-        for kv in [KvDType::F32, KvDType::F16] {
+        for kv in [KvDType::F32, KvDType::F16, KvDType::Q8] {
             let p = memory::plan_rows(&c, 20, kv, batch, rows);
             for offset in 0..ALIGN {
                 let mut arena = vec![0u8; p.total_bytes + offset];
@@ -68,20 +68,22 @@ fn the_plan_is_exactly_what_the_session_carves() {
 }
 
 /// `forward_batch` (n rows per pass) and `forward` (one row) give the same
-/// bits, dense and mixture-of-experts, float and quantized.
+/// bits, dense and mixture-of-experts, float and quantized, with f16 and
+/// q8 KV caches.
 #[test]
 fn one_row_and_many_row_passes_agree_bit_for_bit() {
-    for (moe, dtype) in [
-        (None, DType::F32),
-        (None, DType::Q8),
-        (None, DType::Q4),
-        (moe(), DType::Q8),
-        (moe(), DType::F16),
+    for (moe, dtype, kv) in [
+        (None, DType::F32, KvDType::F16),
+        (None, DType::Q8, KvDType::F16),
+        (None, DType::Q4, KvDType::F16),
+        (moe(), DType::Q8, KvDType::F16),
+        (moe(), DType::F16, KvDType::F16),
+        (None, DType::Q8, KvDType::Q8),
+        (moe(), DType::Q4, KvDType::Q8),
     ] {
         let b = blob(moe, dtype);
         let model = Model::from_blob(&b).unwrap();
         let c = *model.config();
-        let kv = KvDType::F16;
         let mut a1 = vec![0u8; plan(&c, 24, kv).total_bytes];
         let mut one = Session::new(&model, &mut a1, 24, kv).unwrap();
         let mut a2 = vec![0u8; plan_batch(&c, 24, kv, 4).total_bytes];
@@ -96,7 +98,7 @@ fn one_row_and_many_row_passes_agree_bit_for_bit() {
             got.extend(rows.chunks(c.vocab_size as usize).map(bits));
             assert_eq!(bits(many.logits()), *got.last().unwrap());
         }
-        assert_eq!(got, want, "{dtype:?} moe {}", moe.is_some());
+        assert_eq!(got, want, "{dtype:?} {kv:?} KV, moe {}", moe.is_some());
         assert_eq!(many.tokens(), one.tokens());
     }
 }

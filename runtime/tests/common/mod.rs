@@ -286,22 +286,24 @@ pub fn try_run(bytes: &[u8]) {
     if let Ok(model) = Model::from_blob(bytes) {
         let c = *model.config();
         let context = (c.max_seq_len as usize).min(8);
-        let p = plan(&c, context, KvDType::F16);
-        if p.total_bytes > 64 << 20 {
-            return;
-        }
-        let mut arena = vec![0u8; p.total_bytes];
-        if let Ok(mut s) = Session::new(&model, &mut arena, context, KvDType::F16) {
-            for t in [2u32, 9, 300] {
-                let _ = s.forward(t % c.vocab_size);
+        for kv in [KvDType::F16, KvDType::Q8] {
+            let p = plan(&c, context, kv);
+            if p.total_bytes > 64 << 20 {
+                return;
             }
-            let mut sampler = Sampler::new(SamplerConfig {
-                temperature: 1.0,
-                top_k: 3,
-                top_p: 0.9,
-                seed: 1,
-            });
-            let _ = s.sample(&mut sampler);
+            let mut arena = vec![0u8; p.total_bytes];
+            if let Ok(mut s) = Session::new(&model, &mut arena, context, kv) {
+                for t in [2u32, 9, 300] {
+                    let _ = s.forward(t % c.vocab_size);
+                }
+                let mut sampler = Sampler::new(SamplerConfig {
+                    temperature: 1.0,
+                    top_k: 3,
+                    top_p: 0.9,
+                    seed: 1,
+                });
+                let _ = s.sample(&mut sampler);
+            }
         }
     }
 }
