@@ -5,10 +5,18 @@
 //! [`Checkpoint`], quantized by [`build_blob`] into the runtime's postcard blob
 //! (the same [`runtime::quant`] code the engine dequantizes with), and checked
 //! against the f32 model with [`compare`] and [`eval`].
+//!
+//! The same checkpoint also travels as a Hugging Face `transformers`
+//! directory ([`hf`]) or a llama.cpp GGUF file ([`gguf`]), both as the
+//! Llama architecture ([`llama`]).
 
 pub mod checkpoint;
 pub mod compare;
 pub mod eval;
+pub mod gguf;
+pub mod hf;
+pub mod hf_tokenizer;
+pub mod llama;
 pub mod llama2c;
 mod quantize;
 pub mod report;

@@ -7,9 +7,11 @@
 //!
 //! `export --blob FILE --kv f32,f16,q8`: measure an existing blob with each
 //! KV cache type (held-out accuracy, logits against the f32 cache).
+//! `export RUN_DIR --format hf|gguf`: the run as a Hugging Face model
+//! directory or a llama.cpp GGUF file.
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use export::compare::{self, Agreement};
 use export::eval::{self, EvalOptions, EvalResult};
 use export::{ExportOptions, Quant, QuantReport};
@@ -23,7 +25,8 @@ use std::time::Instant;
 #[command(
     name = "export",
     version,
-    about = "Quantize a thinkling run (or a llama2.c model) into a runtime blob"
+    about = "Quantize a thinkling run (or a llama2.c model) into a runtime blob, \
+             or export it as a Hugging Face model or a GGUF file"
 )]
 struct Cli {
     /// Training run directory (config.json, tokenizer.json, model.safetensors).
@@ -32,9 +35,13 @@ struct Cli {
         conflicts_with_all = ["from_llama2c", "blob"]
     )]
     run_dir: Option<PathBuf>,
-    /// Weight storage: f32, f16, q8 or q4.
-    #[arg(long, default_value = "q8")]
-    quant: Quant,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = Format::Blob)]
+    format: Format,
+    /// Weight storage. blob: f32, f16, q8 or q4 (default q8); gguf: q8_0,
+    /// q4_0, f16 or f32 (default q8_0); hf: f32 or f16 (default f32).
+    #[arg(long)]
+    quant: Option<String>,
     /// Elements per quantization group along a row.
     #[arg(long = "group", default_value_t = 32)]
     group: usize,
@@ -47,7 +54,8 @@ struct Cli {
     /// Storage of the token embedding table, if different from --quant.
     #[arg(long = "embedding-quant")]
     embedding_quant: Option<Quant>,
-    /// Output file (default RUN_DIR/model.<quant>.bin).
+    /// Output file (default RUN_DIR/model.<quant>.bin, RUN_DIR/model.<quant>.gguf),
+    /// or directory for --format hf (default RUN_DIR/hf).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Held-out problems whose answers are checked, for the blob and the f32 model (0: skip).
@@ -83,6 +91,16 @@ struct Cli {
     /// llama2.c tokenizer.bin to embed (with --from-llama2c).
     #[arg(long, requires = "from_llama2c")]
     tokenizer: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// The runtime's checksummed blob (quantization report, logit agreement, accuracy).
+    Blob,
+    /// A Hugging Face `transformers` directory (LlamaForCausalLM, tokenizer.json).
+    Hf,
+    /// A GGUF v3 file for llama.cpp's `llama` architecture, tokenizer inside.
+    Gguf,
 }
 
 fn parse_scales(s: &str) -> Result<runtime::ScaleType, String> {
@@ -206,8 +224,12 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let start = Instant::now();
+    if cli.format != Format::Blob {
+        return run_travel(&cli, start);
+    }
+    let quant: Quant = cli.quant.as_deref().unwrap_or("q8").parse()?;
     let opts = ExportOptions {
-        quant: cli.quant,
+        quant,
         group_size: cli.group,
         scale_type: cli.scales,
         keep_f32: cli.keep_f32.clone(),
@@ -228,7 +250,7 @@ fn run(cli: Cli) -> Result<()> {
     let out = cli
         .out
         .clone()
-        .unwrap_or_else(|| dir.join(format!("model.{}.bin", cli.quant)));
+        .unwrap_or_else(|| dir.join(format!("model.{quant}.bin")));
     write_atomic(&out, &blob)?;
 
     let need_reference = cli.compare_n > 0 || cli.eval_n > 0;
@@ -436,6 +458,94 @@ fn print_accuracy(name: &str, r: &EvalResult) {
         r.mean_think_tokens,
         tasks.join(", ")
     );
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TravelReport {
+    Hf(export::hf::HfExport),
+    Gguf(export::gguf::GgufReport),
+}
+
+#[derive(Serialize)]
+struct TravelSummary {
+    out: PathBuf,
+    source: String,
+    format: &'static str,
+    seconds: f64,
+    report: TravelReport,
+}
+
+/// `--format hf|gguf`: the run as the Llama architecture other runtimes load.
+fn run_travel(cli: &Cli, start: Instant) -> Result<()> {
+    let format = match cli.format {
+        Format::Hf => "hf",
+        _ => "gguf",
+    };
+    if cli.from_llama2c.is_some() {
+        bail!("--format {format} exports a thinkling run directory, not --from-llama2c");
+    }
+    if !cli.keep_f32.is_empty() || cli.embedding_quant.is_some() {
+        bail!("--keep-f32 and --embedding-quant apply to the runtime blob, not --format {format}");
+    }
+    let Some(dir) = &cli.run_dir else {
+        bail!("give a run directory to export")
+    };
+    let ckpt = export::load_run(dir)?;
+    let (out, report) = match cli.format {
+        Format::Hf => {
+            let dtype: export::hf::HfDType = cli.quant.as_deref().unwrap_or("f32").parse()?;
+            let out = cli.out.clone().unwrap_or_else(|| dir.join("hf"));
+            let r = export::hf::write_dir(&ckpt, &out, dtype)?;
+            (out, TravelReport::Hf(r))
+        }
+        _ => {
+            let quant: export::gguf::GgufQuant = cli.quant.as_deref().unwrap_or("q8_0").parse()?;
+            let out = cli
+                .out
+                .clone()
+                .unwrap_or_else(|| dir.join(format!("model.{quant}.gguf")));
+            let name = dir
+                .file_name()
+                .map_or("thinkling".into(), |n| n.to_string_lossy().into_owned());
+            let (bytes, r) = export::gguf::build(&ckpt, quant, &name)?;
+            write_atomic(&out, &bytes)?;
+            (out, TravelReport::Gguf(r))
+        }
+    };
+    let s = TravelSummary {
+        out,
+        source: dir.display().to_string(),
+        format,
+        seconds: start.elapsed().as_secs_f64(),
+        report,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("{} -> {} ({:.1} s)", s.source, s.out.display(), s.seconds);
+    match &s.report {
+        TravelReport::Hf(r) => println!(
+            "Hugging Face LlamaForCausalLM, {} weights: {} tensors, {} bytes; tokenizer: {} tokens, {} merges",
+            r.dtype, r.tensors, r.weights_bytes, r.vocab, r.merges
+        ),
+        TravelReport::Gguf(r) => {
+            println!(
+                "GGUF v3 (llama), {}: {} tensors, {} bytes",
+                r.quant,
+                r.tensors.len(),
+                r.bytes
+            );
+            if !r.f16_fallback.is_empty() {
+                println!(
+                    "kept in f16 (rows not a multiple of 32): {}",
+                    r.f16_fallback.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_llama2c(

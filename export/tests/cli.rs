@@ -171,3 +171,65 @@ fn cli_errors_name_the_problem() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("q5"));
 }
+
+#[test]
+fn cli_help_lists_formats_and_writes_hf_and_gguf() {
+    let help = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for word in ["--format", "blob", "hf", "gguf", "q8_0", "q4_0"] {
+        assert!(
+            help.contains(word),
+            "--help does not mention {word}:\n{help}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    export::save_run(dir.path(), &random_checkpoint(config(), 16, 3)).unwrap();
+    let hf = dir.path().join("hf");
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args(["--format", "hf", "--out"])
+        .arg(&hf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(hf.join(f).is_file(), "{f} missing");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args(["--format", "gguf", "--quant", "q4_0", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["report"]["quant"], "q4_0");
+    // Rows of 86 values (the FFN down projection) are not whole blocks.
+    assert_eq!(v["report"]["f16_fallback"].as_array().unwrap().len(), 2);
+    let gguf = std::fs::read(dir.path().join("model.q4_0.gguf")).unwrap();
+    assert_eq!(&gguf[..4], b"GGUF");
+    let out = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg(dir.path())
+        .args(["--format", "hf", "--quant", "q8"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("f32 or f16") && err.contains("q8"), "{err}");
+}
