@@ -16,6 +16,13 @@
 //!   prompts then run with speculative decoding (and once more with the target
 //!   alone, for the cost comparison). Default none.
 //! - `THINKLING_SPEC_K`: draft tokens per step with a draft model; default 4.
+//! - `THINKLING_EVAL`: a number N > 0 puts the firmware in evaluation mode:
+//!   instead of the prompts it runs N held-out problems of the `tasks` crate,
+//!   generated here and compiled into the image, and counts the answers its
+//!   own check accepts. Default none.
+//! - `THINKLING_EVAL_SEED`: seed of the held-out problems; default 1234 (the
+//!   default of `export --seed`).
+//! - `THINKLING_EVAL_MIX`: their task mix; default `default`.
 
 use runtime::memory::{KvDType, MemoryPlan};
 use runtime::ModelConfig;
@@ -142,7 +149,11 @@ fn main() {
         fail("THINKLING_CONTEXT must be positive");
     }
     let draft = read_draft(&paths, &target, context);
-    let run = Run::from_env(context, kv, &target, &draft);
+    let eval = read_eval();
+    if eval.is_some() && draft.k > 0 {
+        fail("THINKLING_EVAL runs the model alone: unset THINKLING_DRAFT_MODEL");
+    }
+    let run = Run::from_env(context, kv, &target, &draft, eval);
     if on_mcu {
         check_fit(board, &memory, &target, &draft, &run);
     }
@@ -333,6 +344,38 @@ fn read_draft(paths: &Paths, target: &Target, context: usize) -> Draft {
     }
 }
 
+/// The held-out problems of evaluation mode (`THINKLING_EVAL`).
+struct Eval {
+    seed: u64,
+    mix: String,
+    problems: Vec<tasks::Problem>,
+}
+
+fn read_eval() -> Option<Eval> {
+    let n = env_usize("THINKLING_EVAL").filter(|&n| n > 0)?;
+    let seed = env_var("THINKLING_EVAL_SEED").map_or(1234, |v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("THINKLING_EVAL_SEED={v:?} is not a u64")))
+    });
+    let mix = env_var("THINKLING_EVAL_MIX").unwrap_or_else(|| "default".to_owned());
+    let parsed = tasks::Mix::parse(&mix)
+        .unwrap_or_else(|e| fail(&format!("THINKLING_EVAL_MIX={mix:?}: {e}")));
+    if parsed.builtin().is_empty() {
+        fail(&format!(
+            "THINKLING_EVAL_MIX={mix:?} has no built-in task (user data is not compiled in)"
+        ));
+    }
+    // The same set `export --blob B --eval-n N --seed S --mix M` scores (with
+    // `--compare-n` at most N: export draws max(compare-n, eval-n) problems).
+    let problems = tasks::held_out_set(&parsed, n, seed);
+    Some(Eval {
+        seed,
+        mix,
+        problems,
+    })
+}
+
 /// What a run needs: the arenas (the target's grows by the batch region of
 /// `k + 1` rows with a draft), buffers and generation settings.
 struct Run {
@@ -345,10 +388,17 @@ struct Run {
     max_new_tokens: usize,
     think_budget: Option<usize>,
     prompts: Vec<String>,
+    eval: Option<Eval>,
 }
 
 impl Run {
-    fn from_env(context: usize, kv: KvDType, target: &Target, draft: &Draft) -> Self {
+    fn from_env(
+        context: usize,
+        kv: KvDType,
+        target: &Target,
+        draft: &Draft,
+        eval: Option<Eval>,
+    ) -> Self {
         let draft_arena_bytes = draft.config.map_or(0, |d| {
             runtime::memory::plan_draft(&d, context, kv, draft.k).total_bytes
         });
@@ -373,10 +423,18 @@ impl Run {
             plan,
             arena_bytes: plan.map_or(0, |p| p.total_bytes),
             draft_arena_bytes,
-            text_bytes: env_usize("THINKLING_TEXT_BYTES").unwrap_or(1024),
+            // Evaluation defaults to the buffer of the host's evaluation
+            // (export/src/eval.rs): a thought long enough to cut the answer
+            // off then cuts it on both.
+            text_bytes: env_usize("THINKLING_TEXT_BYTES").unwrap_or(if eval.is_some() {
+                8192
+            } else {
+                1024
+            }),
             max_new_tokens: env_usize("THINKLING_MAX_NEW_TOKENS").unwrap_or(context),
             think_budget: env_usize("THINKLING_THINK_BUDGET"),
             prompts,
+            eval,
         }
     }
 
@@ -445,7 +503,7 @@ fn write_settings(
     draft: &Draft,
     run: &Run,
 ) {
-    let consts: [(&str, &str, String); 20] = [
+    let consts: [(&str, &str, String); 24] = [
         ("BOARD", "&str", format!("{:?}", board.name)),
         ("COUNTER", "&str", format!("{:?}", board.counter)),
         ("FLASH_BYTES", "usize", memory.flash_bytes.to_string()),
@@ -498,14 +556,61 @@ fn write_settings(
             "usize",
             draft.blob.as_ref().map_or(0, Vec::len).to_string(),
         ),
+        ("EVAL", "bool", run.eval.is_some().to_string()),
+        (
+            "EVAL_SEED",
+            "u64",
+            run.eval.as_ref().map_or(0, |e| e.seed).to_string(),
+        ),
+        (
+            "EVAL_MIX",
+            "&str",
+            format!("{:?}", run.eval.as_ref().map_or("", |e| e.mix.as_str())),
+        ),
+        ("EVAL_PROBLEMS", "&[EvalProblem]", eval_problems(run)),
     ];
     let mut s =
         String::from("// Generated by build.rs from the environment; see firmware/build.rs.\n");
+    s.push_str(EVAL_PROBLEM_TYPE);
     for (name, ty, value) in consts {
         let _ = writeln!(s, "pub const {name}: {ty} = {value};");
     }
     fs::write(paths.out.join("settings.rs"), s)
         .unwrap_or_else(|e| fail(&format!("writing settings.rs: {e}")));
+}
+
+/// One compiled-in held-out problem (defined here so that the settings
+/// compile on the host stub as well as on the board).
+const EVAL_PROBLEM_TYPE: &str = "\
+/// A held-out problem of evaluation mode: its task, prompt, expected answer
+/// and how the answer is compared.
+pub struct EvalProblem {
+    pub task: &'static str,
+    pub prompt: &'static str,
+    pub answer: &'static str,
+    pub kind: runtime::answer::AnswerKind,
+}
+";
+
+/// The `EVAL_PROBLEMS` slice (empty outside evaluation mode).
+fn eval_problems(run: &Run) -> String {
+    let mut s = String::from("&[\n");
+    for p in run.eval.iter().flat_map(|e| &e.problems) {
+        let kind = match p.task.answer_kind() {
+            Some(runtime::answer::AnswerKind::Quotient) => "Quotient",
+            Some(runtime::answer::AnswerKind::Integer) => "Integer",
+            None => fail("a held-out problem of user data cannot be compiled in"),
+        };
+        let _ = writeln!(
+            s,
+            "    EvalProblem {{ task: {:?}, prompt: {:?}, answer: {:?}, kind: runtime::answer::AnswerKind::{kind} }},",
+            p.task.name(),
+            p.problem,
+            p.answer
+        );
+    }
+    s.push(']');
+    s
 }
 
 /// The blobs themselves: `include_bytes!` of the files in place, wrapped so

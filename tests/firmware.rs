@@ -180,6 +180,9 @@ fn build_firmware_env(
         .env_remove("THINKLING_TEXT_BYTES")
         .env_remove("THINKLING_DRAFT_MODEL")
         .env_remove("THINKLING_SPEC_K")
+        .env_remove("THINKLING_EVAL")
+        .env_remove("THINKLING_EVAL_SEED")
+        .env_remove("THINKLING_EVAL_MIX")
         // RUSTFLAGS would replace the config's link arguments.
         .env_remove("RUSTFLAGS");
     for (k, v) in extra_env {
@@ -805,6 +808,157 @@ fn q8_kv_firmware_generates_the_host_tokens_under_qemu() {
         ..DEFAULT_SETTINGS
     };
     run_and_match_host(&model, &blob, &s, &[], dir.path());
+}
+
+/// FNV-1a (32 bit) over the ids' little-endian bytes: the board's hash of
+/// a problem's generated tokens in evaluation mode.
+fn ids_hash(ids: &[u32]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in ids.iter().flat_map(|id| id.to_le_bytes()) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// One `eval <i> <task> <ok|wrong>: <n> tokens, ids fnv <hash>, ...` line.
+#[derive(Debug, PartialEq)]
+struct BoardVerdict {
+    ok: bool,
+    tokens: usize,
+    hash: u32,
+}
+
+/// The board's per-problem lines and its `eval: k/N correct` count.
+fn board_eval(log: &str, n: usize) -> (Vec<BoardVerdict>, usize) {
+    let mut verdicts = Vec::new();
+    let mut count = None;
+    for line in log.lines() {
+        let Some(rest) = line.split_once("eval ").map(|(_, r)| r) else {
+            if let Some((_, r)) = line.split_once("eval: ") {
+                if let Some((k, total)) = r
+                    .split_once(" correct")
+                    .and_then(|(f, _)| f.split_once('/'))
+                {
+                    assert_eq!(total.parse::<usize>().ok(), Some(n), "{line}");
+                    count = k.parse::<usize>().ok();
+                }
+            }
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let Some(i) = words.first().and_then(|w| w.parse::<usize>().ok()) else {
+            continue;
+        };
+        let Some(verdict) = words.get(2).map(|w| w.trim_end_matches(':')) else {
+            continue;
+        };
+        if verdict != "ok" && verdict != "wrong" {
+            continue;
+        }
+        assert_eq!(i, verdicts.len(), "eval lines out of order: {line}");
+        let tokens = words.get(3).and_then(|w| w.parse().ok());
+        let hash = words
+            .get(7)
+            .and_then(|w| w.trim_end_matches(',').strip_prefix("0x"))
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
+        let (Some(tokens), Some(hash)) = (tokens, hash) else {
+            panic!("malformed eval line: {line}");
+        };
+        verdicts.push(BoardVerdict {
+            ok: verdict == "ok",
+            tokens,
+            hash,
+        });
+    }
+    let count = count.unwrap_or_else(|| panic!("no 'eval: k/{n} correct' line; log:\n{log}"));
+    (verdicts, count)
+}
+
+/// Evaluation mode (`THINKLING_EVAL`): the reference blob scores itself on
+/// 8 held-out problems on the board. Its count must be the host's, as
+/// export's evaluation computes it for the same problems and settings
+/// (greedy, context 256, f16 KV cache), and so must every problem's verdict
+/// and generated tokens (by their hash and count).
+#[test]
+fn board_accuracy_equals_the_host_accuracy_under_qemu() {
+    if !qemu_tools() {
+        return;
+    }
+    const N: usize = 8;
+    const SEED: u64 = 1234;
+    let dir = tempfile::tempdir().unwrap();
+    let model = workspace().join("firmware/models/reference.bin");
+    let blob = std::fs::read(&model).expect("firmware/models/reference.bin");
+    let s = Settings {
+        prompts: &[],
+        context: 256,
+        max_new_tokens: 256,
+        ..DEFAULT_SETTINGS
+    };
+    let env = [
+        ("THINKLING_EVAL", N.to_string()),
+        ("THINKLING_EVAL_SEED", SEED.to_string()),
+    ];
+    let (out, elf) = build_firmware_env(&model, &s, dir.path(), &env);
+    let elf = elf.unwrap_or_else(|| panic!("firmware build failed:\n{}", stderr(&out)));
+    let (code, log) = run_qemu_for(&elf, 120);
+    assert_eq!(code, 0, "firmware exit code {code}; log:\n{log}");
+    let (board, board_count) = board_eval(&log, N);
+    assert_eq!(board.len(), N, "log:\n{log}");
+    // The build checks the RAM with a 24 KiB stack reserve: the run must stay in it.
+    let high_water: usize = log
+        .split("stack high water ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack high water; log:\n{log}"));
+    assert!(
+        (1024..24 * 1024).contains(&high_water),
+        "stack high water {high_water} bytes; log:\n{log}"
+    );
+
+    let problems = tasks::held_out_set(&tasks::Mix::default_mix(), N, SEED);
+    let options = export::eval::EvalOptions {
+        max_new_tokens: s.max_new_tokens,
+        think_budget: None,
+        context: s.context,
+        kv: s.kv,
+    };
+    let host = export::eval::evaluate_blob(&blob, &problems, &options).expect("host evaluation");
+    let host_count = N - host.mistakes.len();
+    assert_eq!(
+        board_count, host_count,
+        "the board counts {board_count}/{N} correct, the host {host_count}/{N}; log:\n{log}"
+    );
+    // An evaluation that accepts everything or nothing would not test the check.
+    assert!(
+        (1..N).contains(&host_count),
+        "expected some right and some wrong answers, the host has {host_count}/{N}"
+    );
+
+    let prompts: Vec<&str> = problems.iter().map(|p| p.problem.as_str()).collect();
+    let host_ids = host_tokens(
+        &blob,
+        &Settings {
+            prompts: &prompts,
+            ..s
+        },
+    );
+    for (i, (p, got)) in problems.iter().zip(&board).enumerate() {
+        let ids = &host_ids[i];
+        let right = !host.mistakes.iter().any(|m| m.problem == p.problem);
+        let want = BoardVerdict {
+            ok: right,
+            tokens: ids.len(),
+            hash: ids_hash(ids),
+        };
+        assert_eq!(
+            got, &want,
+            "problem {i} ({:?}, expected {:?}): board and host differ; log:\n{log}",
+            p.problem, p.answer
+        );
+    }
 }
 
 /// `cargo test --release --test firmware -- --ignored --nocapture measure_tiny_shape`

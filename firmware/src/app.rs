@@ -1,6 +1,6 @@
 //! The program: check the blob, report the memory it needs, then generate on
 //! every prompt while streaming each token with its cost (or hand over to
-//! the speculative run, `spec.rs`).
+//! the speculative run, `spec.rs`, or to evaluation mode, `eval.rs`).
 
 use crate::blobs::{Aligned, MODEL};
 use crate::board::{self, exit_code, Counter};
@@ -49,6 +49,11 @@ fn main() -> ! {
     }
     let session = Session::new(&model, &mut ARENA.0[..], CONTEXT, KV);
     let mut session = or_exit(session, "session error", exit_code::ENGINE);
+    if EVAL {
+        crate::eval::run(&mut session, &cfg, &mut TEXT[..], &mut counter);
+        log_ram();
+        board::exit(exit_code::OK)
+    }
     let (mut tokens, mut cost) = (0usize, 0u64);
     for (i, prompt) in PROMPTS.iter().enumerate() {
         let (n, c) = run_prompt(&mut session, i, prompt, &cfg, &mut TEXT[..], &mut counter);
@@ -162,6 +167,20 @@ fn log_memory_plan() {
         SCRATCH_BYTES,
         ARENA_BYTES,
         TEXT_BYTES,
+        RAM_BYTES
+    );
+}
+
+/// RAM use at the end of evaluation mode (the summary line carries it otherwise).
+fn log_ram() {
+    let stack = board::stack_high_water();
+    let statics = board::static_bytes();
+    info!(
+        "RAM: static {=usize} bytes (arena {=usize}), stack high water {=usize} bytes, total {=usize} of {=usize} bytes",
+        statics,
+        ARENA_BYTES,
+        stack,
+        statics + stack,
         RAM_BYTES
     );
 }

@@ -22,6 +22,8 @@ mod app;
 mod blobs;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod board;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+mod eval;
 #[cfg(all(
     target_arch = "arm",
     target_os = "none",
@@ -36,11 +38,15 @@ mod spec;
 #[cfg(not(target_os = "none"))]
 fn main() {
     use settings::*;
+    let work = if EVAL {
+        format!("{} held-out problems", EVAL_PROBLEMS.len())
+    } else {
+        format!("{} prompts", PROMPTS.len())
+    };
     println!(
         "The thinkling firmware runs on Cortex-M; this host build is a stub.\n\
          built for board {BOARD}: model {MODEL_PATH} ({MODEL_BYTES} bytes), context {CONTEXT}, \
-         arena {ARENA_BYTES} bytes, {} prompts.\n\
-         run it under QEMU with `cargo qemu` (see firmware/README.md).",
-        PROMPTS.len()
+         arena {ARENA_BYTES} bytes, {work}.\n\
+         run it under QEMU with `cargo qemu` (see firmware/README.md)."
     );
 }

@@ -5,7 +5,8 @@
 //! [`blob::parse`] (format checks) → [`tokenizer`] → [`model::Model`] (tensor
 //! views) → [`session::Session`] (forward pass with KV cache in the caller's
 //! arena, sized by [`memory::plan`]; kernels in [`kernels`]) → [`sampling`] →
-//! [`generate()`] (think/answer parsing, think budget, streaming).
+//! [`generate()`] (think/answer parsing, think budget, streaming); [`answer`]
+//! checks a generated answer against the expected one.
 #![no_std]
 #![deny(
     clippy::unwrap_used,
@@ -28,6 +29,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod answer;
 mod arena;
 pub mod blob;
 mod bytes;

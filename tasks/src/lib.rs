@@ -71,6 +71,17 @@ impl TaskKind {
     pub fn is_builtin(self) -> bool {
         self != TaskKind::User
     }
+
+    /// How [`verify`] compares this task's answers, as the runtime's
+    /// allocation-free check has it (a board scores itself with it); `None`
+    /// for user data, whose numbers may be decimals.
+    pub fn answer_kind(self) -> Option<runtime::answer::AnswerKind> {
+        match self {
+            TaskKind::Div => Some(runtime::answer::AnswerKind::Quotient),
+            TaskKind::User => None,
+            _ => Some(runtime::answer::AnswerKind::Integer),
+        }
+    }
 }
 
 impl std::fmt::Display for TaskKind {
