@@ -26,7 +26,7 @@
 //! tokenizer, each merged token scored by its merge rank. Other tokenizers
 //! are refused; the weights can still be imported without one.
 
-use crate::checkpoint::{expected_tensors, load_safetensors};
+use crate::checkpoint::{expected_tensors, load_safetensors, Tensors};
 use crate::hf::{halves_to_interleaved, hf_tensor_name};
 use crate::quantize::build_blob_with_tokenizer;
 use crate::vocab::{PieceVocab, Vocab};
@@ -268,7 +268,7 @@ pub fn parse_config(c: &Value) -> Result<HfConfig> {
 }
 
 /// All tensors of `model.safetensors`, or of the shards its index lists.
-fn load_weights(dir: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+fn load_weights(dir: &Path) -> Result<Tensors> {
     let single = dir.join("model.safetensors");
     if single.exists() {
         return load_safetensors(&single);
@@ -326,10 +326,7 @@ fn unfold(y: f32, factor: f32) -> f32 {
 
 /// The weights under thinkling's names, in thinkling's RoPE pairing, with a
 /// thinkling export's embedding scale unfolded.
-fn checkpoint_from(
-    hf: &HfConfig,
-    mut tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-) -> Result<Checkpoint> {
+fn checkpoint_from(hf: &HfConfig, mut tensors: Tensors) -> Result<Checkpoint> {
     let c = &hf.config;
     tensors.retain(|n, _| !IGNORED_SUFFIXES.iter().any(|s| n.ends_with(s)));
     if let Some(b) = tensors.keys().find(|n| n.ends_with(".bias")) {
@@ -390,7 +387,7 @@ fn checkpoint_from(
         );
     }
     Ok(Checkpoint {
-        config: c.clone(),
+        config: *c,
         merges: Vec::new(),
         tensors: out,
     })
