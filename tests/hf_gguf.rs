@@ -812,6 +812,9 @@ fn edited(
     }
 }
 
+/// A change to config.json.
+type ConfigEdit = dyn Fn(&mut serde_json::Value);
+
 #[test]
 fn what_the_runtime_cannot_run_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -824,7 +827,7 @@ fn what_the_runtime_cannot_run_is_refused_by_name() {
         "",
         "the unedited model imports"
     );
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Box<ConfigEdit>, &str)> = vec![
         (
             Box::new(set("hidden_act", serde_json::json!("gelu"))),
             "\"hidden_act\"",
