@@ -1,7 +1,10 @@
 //! Models that travel: a run exported as a Hugging Face directory and as
 //! GGUF files is read back by the Rust ports of the libraries that load
 //! them (`tokenizers`, candle-transformers' `llama` and `quantized_llama`),
-//! and they compute what the runtime computes.
+//! and they compute what the runtime computes. Models that come in
+//! (`export::hf_import`): a run's own export gives back the run's blob byte
+//! for byte, a Llama written by candle runs in the runtime as in
+//! candle-transformers, and what the runtime cannot run is refused by name.
 //!
 //! Tolerances, as max |Δlogit| / max |logit| over every position:
 //! f32 1e-4 (same arithmetic, other summation order); f16 weights against
@@ -580,4 +583,347 @@ fn mixture_of_experts_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("mixture-of-experts"), "{e}");
+}
+
+// Models that come in: `--from-hf`.
+
+/// Every blob quantization, for the round trip.
+const QUANTS: [Quant; 4] = [Quant::F32, Quant::F16, Quant::Q8, Quant::Q4];
+
+#[test]
+fn hf_round_trip_gives_the_blob_of_the_run() {
+    for (what, ckpt) in checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        export::hf::write_dir(&ckpt, dir.path(), HfDType::F32).unwrap();
+        let imported = export::hf_import::import(dir.path(), true).unwrap();
+        assert!(imported.thinkling_export, "{what}");
+        assert_eq!(
+            imported.vocab,
+            export::hf_import::HfVocab::ByteBpe,
+            "{what}"
+        );
+        for q in QUANTS {
+            let opts = ExportOptions::with_quant(q);
+            let got = imported.build_blob(&opts).unwrap().0;
+            assert!(got == blob(&ckpt, q), "{what}, {q}: the blobs differ");
+        }
+    }
+}
+
+/// A config.json as Hugging Face writes it for a small Llama.
+fn foreign_config(tied: bool) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 320,
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "hidden_act": "silu",
+        "max_position_embeddings": 96,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "rope_scaling": null,
+        "attention_bias": false,
+        "mlp_bias": false,
+        "tie_word_embeddings": tied,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "torch_dtype": "float32"
+    })
+}
+
+/// A random Llama written by candle (`VarMap` initialised by
+/// candle-transformers' `Llama::load`, norm gains randomised), no tokenizer.
+fn foreign_llama(dir: &Path, tied: bool) {
+    let config = foreign_config(tied);
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let cfg: llama::LlamaConfig = serde_json::from_value(config).unwrap();
+    let varmap = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    llama::Llama::load(vb, &cfg.into_config(false)).unwrap();
+    for (name, var) in varmap.data().lock().unwrap().iter() {
+        if name.contains("norm") {
+            let g = Tensor::rand(0.5f32, 1.5, var.shape().clone(), &Device::Cpu).unwrap();
+            var.set(&g).unwrap();
+        }
+    }
+    varmap.save(dir.join("model.safetensors")).unwrap();
+}
+
+/// `n` greedy tokens after `prompt`, no stop token.
+fn greedy_n(m: &mut dyn Stepper, prompt: &[u32], n: usize) -> Vec<u32> {
+    m.reset();
+    let mut logits = Vec::new();
+    for (pos, &t) in prompt.iter().enumerate() {
+        logits = m.step(t, pos);
+    }
+    let mut out = Vec::new();
+    for pos in prompt.len()..prompt.len() + n {
+        let t = argmax(&logits);
+        out.push(t);
+        logits = m.step(t, pos);
+    }
+    out
+}
+
+fn runtime_greedy_n(blob: &[u8], prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut seq = prompt.to_vec();
+    for _ in 0..n {
+        let t = argmax(runtime_logits(blob, &seq).last().unwrap());
+        seq.push(t);
+    }
+    seq[prompt.len()..].to_vec()
+}
+
+/// A checkpoint another program wrote runs in the runtime as in
+/// candle-transformers: the same greedy tokens, logits within 1e-4 of the
+/// largest (f32 both, other summation order).
+#[test]
+fn foreign_llama_runs_in_the_runtime_as_in_candle() {
+    for tied in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        foreign_llama(dir.path(), tied);
+        let imported = export::hf_import::import(dir.path(), true).unwrap();
+        assert!(!imported.thinkling_export);
+        assert_eq!(imported.vocab, export::hf_import::HfVocab::None);
+        let blob = imported
+            .build_blob(&ExportOptions::with_quant(Quant::F32))
+            .unwrap()
+            .0;
+        let mut candle = HfLlama::load(dir.path());
+        let prompts: [&[u32]; 3] = [&[1, 17, 250, 3], &[1], &[1, 300, 299, 5, 6, 7, 8]];
+        let mut worst = 0f32;
+        for p in prompts {
+            let want = greedy_n(&mut candle, p, 24);
+            assert_eq!(runtime_greedy_n(&blob, p, 24), want, "tied {tied}, {p:?}");
+            let seq: Vec<u32> = p.iter().chain(&want).copied().collect();
+            let (w, top1) =
+                compare_logits(&runtime_logits(&blob, &seq), &logits_of(&mut candle, &seq));
+            assert_eq!(top1, 1.0);
+            worst = worst.max(w);
+        }
+        eprintln!("foreign llama, tied {tied}: worst |Δlogit|/max|logit| {worst:.2e}");
+        assert!(worst <= 1e-4, "tied {tied}: {worst:e}");
+    }
+}
+
+/// A sentencepiece-style tokenizer becomes the runtime's piece tokenizer
+/// and encodes as the `tokenizers` library does.
+#[test]
+fn sentencepiece_style_tokenizer_becomes_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    foreign_llama(dir.path(), false);
+    let mut vocab = serde_json::Map::new();
+    for (i, s) in ["<unk>", "<s>", "</s>"].iter().enumerate() {
+        vocab.insert(s.to_string(), i.into());
+    }
+    for b in 0..256 {
+        vocab.insert(format!("<0x{b:02X}>"), (b + 3).into());
+    }
+    let words = ["▁", "a", "b", "c", "▁a", "ab", "▁ab", "▁c", "bc"];
+    for (i, w) in words.iter().enumerate() {
+        vocab.insert(w.to_string(), (259 + i).into());
+    }
+    let special = |id: u32, s: &str| {
+        serde_json::json!({ "id": id, "content": s, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true })
+    };
+    let tok = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [special(0, "<unk>"), special(1, "<s>"), special(2, "</s>")],
+        "normalizer": { "type": "Sequence", "normalizers": [
+            { "type": "Prepend", "prepend": "▁" },
+            { "type": "Replace", "pattern": { "String": " " }, "content": "▁" }
+        ]},
+        "pre_tokenizer": null,
+        "post_processor": null,
+        "decoder": { "type": "Sequence", "decoders": [
+            { "type": "Replace", "pattern": { "String": "▁" }, "content": " " },
+            { "type": "ByteFallback" }, { "type": "Fuse" },
+            { "type": "Strip", "content": " ", "start": 1, "stop": 0 }
+        ]},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": "<unk>",
+            "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+            "vocab": vocab,
+            "merges": ["▁ a", "a b", "▁a b", "▁ c", "b c"]
+        }
+    });
+    std::fs::write(dir.path().join("tokenizer.json"), tok.to_string()).unwrap();
+    let imported = export::hf_import::import(dir.path(), true).unwrap();
+    assert!(matches!(
+        imported.vocab,
+        export::hf_import::HfVocab::Pieces(_)
+    ));
+    let blob = imported
+        .build_blob(&ExportOptions::with_quant(Quant::F32))
+        .unwrap()
+        .0;
+    let model = Model::from_blob(&blob).unwrap();
+    let hf = tokenizers::Tokenizer::from_file(dir.path().join("tokenizer.json")).unwrap();
+    for text in ["ab ab", "abc cab", "a b c", "bcab é\n"] {
+        let mut out = vec![0u32; 64];
+        let n = model.tokenizer().encode(text.as_bytes(), &mut out).unwrap();
+        let want = hf.encode(text, false).unwrap().get_ids().to_vec();
+        assert_eq!(&out[..n], want.as_slice(), "{text:?}");
+    }
+    // Without its tokenizer the same weights make a blob of ids only.
+    let ids_only = export::hf_import::import(dir.path(), false).unwrap();
+    assert_eq!(ids_only.vocab, export::hf_import::HfVocab::None);
+}
+
+/// Edits the checkpoint in `dir`: `config` changes config.json, `tensors`
+/// the weights (name, shape, values).
+fn edited(
+    dir: &Path,
+    config: impl Fn(&mut serde_json::Value),
+    tensors: impl Fn(&mut Vec<(String, Vec<usize>, Vec<f32>)>),
+) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    config(&mut c);
+    std::fs::write(out.path().join("config.json"), c.to_string()).unwrap();
+    let mut ts: Vec<(String, Vec<usize>, Vec<f32>)> =
+        export::checkpoint::load_safetensors(&dir.join("model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, (s, v))| (n, s, v))
+            .collect();
+    tensors(&mut ts);
+    let tensors: std::collections::HashMap<String, Tensor> = ts
+        .into_iter()
+        .map(|(n, s, v)| (n, Tensor::from_vec(v, s, &Device::Cpu).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&tensors, out.path().join("model.safetensors")).unwrap();
+    match export::hf_import::import(out.path(), true) {
+        Ok(_) => String::new(),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// A change to config.json.
+type ConfigEdit = dyn Fn(&mut serde_json::Value);
+
+#[test]
+fn what_the_runtime_cannot_run_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    foreign_llama(dir.path(), false);
+    let keep = |_: &mut Vec<(String, Vec<usize>, Vec<f32>)>| {};
+    let set =
+        |k: &'static str, v: serde_json::Value| move |c: &mut serde_json::Value| c[k] = v.clone();
+    assert_eq!(
+        edited(dir.path(), |_| {}, keep),
+        "",
+        "the unedited model imports"
+    );
+    let cases: Vec<(Box<ConfigEdit>, &str)> = vec![
+        (
+            Box::new(set("hidden_act", serde_json::json!("gelu"))),
+            "\"hidden_act\"",
+        ),
+        (
+            Box::new(set("attention_bias", serde_json::json!(true))),
+            "\"attention_bias\"",
+        ),
+        (
+            Box::new(set("mlp_bias", serde_json::json!(true))),
+            "\"mlp_bias\"",
+        ),
+        (
+            Box::new(set(
+                "rope_scaling",
+                serde_json::json!({ "rope_type": "llama3", "factor": 8.0 }),
+            )),
+            "\"rope_scaling\"",
+        ),
+        (
+            Box::new(set("model_type", serde_json::json!("gpt_neox"))),
+            "\"model_type\"",
+        ),
+        (
+            Box::new(set("layer_norm_eps", serde_json::json!(1e-5))),
+            "\"layer_norm_eps\"",
+        ),
+        (
+            Box::new(set("tie_word_embeddings", serde_json::json!(true))),
+            "\"tie_word_embeddings\"",
+        ),
+        (
+            Box::new(set("head_dim", serde_json::json!(32))),
+            "\"head_dim\"",
+        ),
+        (
+            Box::new(set("num_hidden_layers", serde_json::json!(33))),
+            "\"num_hidden_layers\" is 33",
+        ),
+        (
+            Box::new(set("max_position_embeddings", serde_json::json!(131072))),
+            "\"max_position_embeddings\"",
+        ),
+        (
+            Box::new(set("intermediate_size", serde_json::json!(128))),
+            "has shape [160, 64]; config.json needs [128, 64]",
+        ),
+        (
+            Box::new(set("num_hidden_layers", serde_json::json!(3))),
+            "tensor model.layers.2.",
+        ),
+    ];
+    for (edit, want) in cases {
+        let e = edited(dir.path(), edit, keep);
+        assert!(e.contains(want), "want {want}: {e}");
+    }
+    let e = edited(
+        dir.path(),
+        |_| {},
+        |ts| ts.retain(|t| t.0 != "model.layers.1.mlp.up_proj.weight"),
+    );
+    assert!(
+        e.contains("model.layers.1.mlp.up_proj.weight is missing"),
+        "{e}"
+    );
+    let e = edited(
+        dir.path(),
+        |_| {},
+        |ts| {
+            ts.push((
+                "model.layers.0.self_attn.q_proj.bias".into(),
+                vec![64],
+                vec![0.0; 64],
+            ))
+        },
+    );
+    assert!(e.contains("q_proj.bias is a bias"), "{e}");
+    let e = edited(
+        dir.path(),
+        |_| {},
+        |ts| ts.retain(|t| t.0 != "lm_head.weight"),
+    );
+    assert!(e.contains("lm_head.weight is missing"), "{e}");
+    let e = edited(
+        dir.path(),
+        |_| {},
+        |ts| {
+            ts.push((
+                "model.layers.0.mlp.experts.0.weight".into(),
+                vec![4],
+                vec![0.0; 4],
+            ))
+        },
+    );
+    assert!(
+        e.contains("model.layers.0.mlp.experts.0.weight is not part"),
+        "{e}"
+    );
 }

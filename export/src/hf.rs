@@ -7,7 +7,7 @@ use crate::hf_tokenizer::{self, ByteLevelVocab};
 use crate::llama::{llama_tensors, LlamaTensor};
 use crate::Checkpoint;
 use anyhow::{bail, Context, Result};
-use runtime::format::{special, TensorKind};
+use runtime::format::{special, TensorId, TensorKind};
 use safetensors::Dtype;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -45,10 +45,15 @@ impl fmt::Display for HfDType {
 
 /// Hugging Face's name of a tensor.
 pub fn hf_name(t: &LlamaTensor) -> String {
+    hf_tensor_name(&t.id)
+}
+
+/// Hugging Face's name of the tensor `id`.
+pub fn hf_tensor_name(id: &TensorId) -> String {
     use TensorKind::*;
-    let l = t.id.layer;
+    let l = id.layer;
     let layer = |rest: &str| format!("model.layers.{l}.{rest}.weight");
-    match t.id.kind {
+    match id.kind {
         Embedding => "model.embed_tokens.weight".into(),
         AttnNorm => layer("input_layernorm"),
         Wq => layer("self_attn.q_proj"),
@@ -165,7 +170,10 @@ pub fn config_json(ckpt: &Checkpoint, dtype: HfDType) -> Value {
         "eos_token_id": special::EOS,
         "pad_token_id": special::PAD,
         "torch_dtype": match dtype { HfDType::F32 => "float32", HfDType::F16 => "float16" },
-        "use_cache": true
+        "use_cache": true,
+        // Llama has no embedding scale, so it is folded into the weights
+        // above; the scale recorded here lets thinkling's import unfold it.
+        "thinkling": { "embedding_scale": f32_json(c.embedding_scale) }
     })
 }
 

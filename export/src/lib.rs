@@ -15,6 +15,7 @@ pub mod compare;
 pub mod eval;
 pub mod gguf;
 pub mod hf;
+pub mod hf_import;
 pub mod hf_tokenizer;
 pub mod llama;
 pub mod llama2c;

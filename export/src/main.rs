@@ -5,6 +5,9 @@
 //! `export --from-llama2c MODEL.bin [--tokenizer tokenizer.bin] --out FILE`:
 //! convert a llama2.c checkpoint.
 //!
+//! `export --from-hf DIR --out FILE`: convert a Hugging Face Llama-family
+//! checkpoint (config.json, safetensors, tokenizer.json).
+//!
 //! `export --blob FILE --kv f32,f16,q8`: measure an existing blob with each
 //! KV cache type (held-out accuracy, logits against the f32 cache).
 //! `export RUN_DIR --format hf|gguf`: the run as a Hugging Face model
@@ -25,14 +28,14 @@ use std::time::Instant;
 #[command(
     name = "export",
     version,
-    about = "Quantize a thinkling run (or a llama2.c model) into a runtime blob, \
-             or export it as a Hugging Face model or a GGUF file"
+    about = "Quantize a thinkling run (or a llama2.c or Hugging Face Llama model) into a \
+             runtime blob, or export it as a Hugging Face model or a GGUF file"
 )]
 struct Cli {
     /// Training run directory (config.json, tokenizer.json, model.safetensors).
     #[arg(
-        required_unless_present_any = ["from_llama2c", "blob"],
-        conflicts_with_all = ["from_llama2c", "blob"]
+        required_unless_present_any = ["from_llama2c", "from_hf", "blob"],
+        conflicts_with_all = ["from_llama2c", "from_hf", "blob"]
     )]
     run_dir: Option<PathBuf>,
     /// What to write.
@@ -80,7 +83,7 @@ struct Cli {
     kv: Vec<KvDType>,
     /// Measure this blob instead of exporting one: held-out accuracy and
     /// logit agreement with each --kv cache type.
-    #[arg(long = "blob", value_name = "FILE", conflicts_with = "from_llama2c")]
+    #[arg(long = "blob", value_name = "FILE", conflicts_with_all = ["from_llama2c", "from_hf"])]
     blob: Option<PathBuf>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
@@ -88,6 +91,22 @@ struct Cli {
     /// Convert a llama2.c model.bin (legacy fp32 format) instead of a run.
     #[arg(long = "from-llama2c", value_name = "MODEL.bin", requires = "out")]
     from_llama2c: Option<PathBuf>,
+    /// Convert a Hugging Face Llama-family model directory (config.json,
+    /// model.safetensors or its shards, tokenizer.json) instead of a run.
+    /// q and k go back to thinkling's RoPE pairing; a model thinkling
+    /// exported gets its embedding scale back. Biases, activations other
+    /// than silu, rope_scaling and sizes past the runtime's limits are refused.
+    #[arg(
+        long = "from-hf",
+        value_name = "DIR",
+        requires = "out",
+        conflicts_with = "from_llama2c"
+    )]
+    from_hf: Option<PathBuf>,
+    /// With --from-hf: leave tokenizer.json out (a blob of token ids only),
+    /// for tokenizers the runtime cannot run.
+    #[arg(long = "no-tokenizer", requires = "from_hf")]
+    no_tokenizer: bool,
     /// llama2.c tokenizer.bin to embed (with --from-llama2c).
     #[arg(long, requires = "from_llama2c")]
     tokenizer: Option<PathBuf>,
@@ -238,6 +257,9 @@ fn run(cli: Cli) -> Result<()> {
     let f32_opts = ExportOptions::with_quant(Quant::F32);
     if let Some(model) = &cli.from_llama2c {
         return run_llama2c(&cli, model, &opts, &f32_opts, start);
+    }
+    if let Some(dir) = &cli.from_hf {
+        return run_hf(&cli, dir, &opts, &f32_opts, start);
     }
     if let Some(path) = &cli.blob {
         return run_blob(&cli, path, start);
@@ -482,8 +504,10 @@ fn run_travel(cli: &Cli, start: Instant) -> Result<()> {
         Format::Hf => "hf",
         _ => "gguf",
     };
-    if cli.from_llama2c.is_some() {
-        bail!("--format {format} exports a thinkling run directory, not --from-llama2c");
+    if cli.from_llama2c.is_some() || cli.from_hf.is_some() {
+        bail!(
+            "--format {format} exports a thinkling run directory, not --from-llama2c or --from-hf"
+        );
     }
     if !cli.keep_f32.is_empty() || cli.embedding_quant.is_some() {
         bail!("--keep-f32 and --embedding-quant apply to the runtime blob, not --format {format}");
@@ -575,6 +599,43 @@ fn run_llama2c(
     let summary = Summary {
         out,
         source: model.display().to_string(),
+        seconds: start.elapsed().as_secs_f64(),
+        report,
+        agreement,
+        agreement_all_positions: None,
+        accuracy: None,
+        kv: Vec::new(),
+    };
+    print_summary(&summary, cli.json)
+}
+
+/// `--from-hf`: a Hugging Face Llama-family checkpoint as a blob.
+fn run_hf(
+    cli: &Cli,
+    dir: &Path,
+    opts: &ExportOptions,
+    f32_opts: &ExportOptions,
+    start: Instant,
+) -> Result<()> {
+    let imported = export::hf_import::import(dir, !cli.no_tokenizer)?;
+    let (blob, report) = imported.build_blob(opts)?;
+    let out = cli
+        .out
+        .clone()
+        .context("--out is required with --from-hf")?;
+    write_atomic(&out, &blob)?;
+    let agreement = if cli.compare_n > 0 && !is_f32(opts) {
+        let (reference, _) = imported.build_blob(f32_opts)?;
+        // Any language model: compare on the f32 model's own greedy continuations.
+        let n = cli.compare_n.min(8);
+        let seqs = compare::greedy_sequences(&reference, n, 64)?;
+        Some(compare::logits_agreement(&reference, &blob, &seqs)?)
+    } else {
+        None
+    };
+    let summary = Summary {
+        out,
+        source: dir.display().to_string(),
         seconds: start.elapsed().as_secs_f64(),
         report,
         agreement,

@@ -233,3 +233,54 @@ fn cli_help_lists_formats_and_writes_hf_and_gguf() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("f32 or f16") && err.contains("q8"), "{err}");
 }
+
+#[test]
+fn cli_from_hf_gives_back_the_runs_blob() {
+    let help = Command::new(env!("CARGO_BIN_EXE_export"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--from-hf") && help.contains("--no-tokenizer"),
+        "{help}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // A power-of-two embedding scale folds into the weights without loss.
+    let cfg = ModelConfig {
+        embedding_scale: 4.0,
+        ..config()
+    };
+    export::save_run(dir.path(), &random_checkpoint(cfg, 16, 5)).unwrap();
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let export = || Command::new(env!("CARGO_BIN_EXE_export"));
+    let hf = dir.path().join("hf");
+    let (direct, imported) = (dir.path().join("direct.bin"), dir.path().join("in.bin"));
+    run(export()
+        .arg(dir.path())
+        .args(["--format", "hf", "--out"])
+        .arg(&hf));
+    let quiet = [
+        "--quant",
+        "q4",
+        "--eval-n",
+        "0",
+        "--compare-n",
+        "0",
+        "--out",
+    ];
+    run(export().arg(dir.path()).args(quiet).arg(&direct));
+    run(export()
+        .arg("--from-hf")
+        .arg(&hf)
+        .args(quiet)
+        .arg(&imported));
+    assert!(std::fs::read(&direct).unwrap() == std::fs::read(&imported).unwrap());
+}
