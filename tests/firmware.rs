@@ -931,10 +931,13 @@ fn board_accuracy_equals_the_host_accuracy_under_qemu() {
         board_count, host_count,
         "the board counts {board_count}/{N} correct, the host {host_count}/{N}; log:\n{log}"
     );
-    // An evaluation that accepts everything or nothing would not test the check.
+    // A model that answers nothing would not exercise the check; whether
+    // the check also rejects is tested on the host (runtime::answer against
+    // tasks::verify in tasks/tests/answer_check.rs), and every verdict must
+    // be the host's below.
     assert!(
-        (1..N).contains(&host_count),
-        "expected some right and some wrong answers, the host has {host_count}/{N}"
+        host_count >= 1,
+        "expected some right answers, the host has {host_count}/{N}"
     );
 
     let prompts: Vec<&str> = problems.iter().map(|p| p.problem.as_str()).collect();

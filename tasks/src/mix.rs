@@ -12,19 +12,22 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// All five built-in tasks: add 1, sub 1, mul 1.5, div 1.5, word 3.
+    /// All five built-in tasks: add 0.75, sub 1, mul 1.75, div 1.5, word 4.25.
     /// Word problems are the hardest (reading many sentence templates,
-    /// skipping numbers that do not matter, chaining up to four operations);
-    /// multiplication and division are learnt after addition and subtraction
-    /// (their column steps are 720-case tables).
+    /// skipping numbers that do not matter, chaining up to four operations)
+    /// and get almost half the samples; multiplication and division are
+    /// learnt after addition and subtraction (their column steps are 720-case
+    /// tables) and have the most phrasings to read. Measured shares: with
+    /// word at 51 % division and multiplication fell below 90 % out of
+    /// template; at 42 % word problems stayed at 90 % in distribution.
     pub fn default_mix() -> Mix {
         Mix {
             tasks: vec![
-                (TaskKind::Add, 1.0),
+                (TaskKind::Add, 0.75),
                 (TaskKind::Sub, 1.0),
-                (TaskKind::Mul, 1.5),
+                (TaskKind::Mul, 1.75),
                 (TaskKind::Div, 1.5),
-                (TaskKind::Word, 3.0),
+                (TaskKind::Word, 4.25),
             ],
         }
     }

@@ -462,7 +462,10 @@ const TIMES_SELF: &[T] = &[
     T("{P} then has {k} times as many {X} as before.", 0),
     T("Next year {p} will have {k} times as many.", 0),
     T("By summer, {N} has {k} times as many {X} as before.", 0),
-    T("After a year, {N} has {k} times as many {X} as at the start.", 0),
+    T(
+        "After a year, {N} has {k} times as many {X} as at the start.",
+        0,
+    ),
     T("Soon {N} has {k} times the {X} {p} had.", 0),
     T("{S} {X} grow to {k} times as many.", 0),
     T("{N} doubles {s} {X}.", TWO),
