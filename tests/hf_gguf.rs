@@ -469,14 +469,16 @@ fn gguf_loads_in_candle_quantized_llama_and_matches_the_runtime() {
                 true,
             );
         }
-        // Quantized: near the runtime's blob of the same bits, and no
-        // further from the f32 model than that blob is (twice, as candle
-        // also quantizes the activations). Top-1 agreement is asked of the
-        // trained model only: random weights' logits are near ties.
+        // Quantized: near the runtime's blob of the same bits, and not much
+        // further from the f32 model than that blob is (candle also
+        // quantizes the activations to 8 bits, which weighs more beside
+        // 4-bit weights: measured 1.0-2.2x the runtime q4 blob's distance
+        // on smoke models, about 1x for q8_0). Top-1 agreement is asked of
+        // the trained model only: random weights' logits are near ties.
         let f32_blob = blob(&ckpt, Quant::F32);
-        for (quant, blob_quant, rel, min_top1) in [
-            (GgufQuant::Q8_0, Quant::Q8, 0.05, 0.95),
-            (GgufQuant::Q4_0, Quant::Q4, 0.5, 0.9),
+        for (quant, blob_quant, rel, min_top1, vs_f32_factor) in [
+            (GgufQuant::Q8_0, Quant::Q8, 0.05, 0.95, 2.0),
+            (GgufQuant::Q4_0, Quant::Q4, 0.5, 0.9, 3.0),
         ] {
             let (bytes, report) = export::gguf::build(&ckpt, quant, "test").unwrap();
             assert!(report.f16_fallback.is_empty(), "{:?}", report.f16_fallback);
@@ -499,7 +501,7 @@ fn gguf_loads_in_candle_quantized_llama_and_matches_the_runtime() {
                 "{quant}, {what}: top-1 {top1}"
             );
             assert!(
-                gguf_vs_f32 <= 2.0 * runtime_vs_f32,
+                gguf_vs_f32 <= vs_f32_factor * runtime_vs_f32,
                 "{quant}, {what}: {gguf_vs_f32:e} from f32, the runtime's {blob_quant} {runtime_vs_f32:e}"
             );
         }
