@@ -580,33 +580,15 @@ fn run_llama2c(
     start: Instant,
 ) -> Result<()> {
     let imported = export::llama2c::import(model, cli.tokenizer.as_deref())?;
-    let (blob, report) = imported.build_blob(opts)?;
-    let out = cli
-        .out
-        .clone()
-        .context("--out is required with --from-llama2c")?;
-    write_atomic(&out, &blob)?;
-    let agreement = if cli.compare_n > 0 && !is_f32(opts) {
-        let (reference, _) = imported.build_blob(f32_opts)?;
-        // No reasoning problems for a plain language model: compare on the
-        // f32 model's own greedy continuations.
-        let n = cli.compare_n.min(8);
-        let seqs = compare::greedy_sequences(&reference, n, 64)?;
-        Some(compare::logits_agreement(&reference, &blob, &seqs)?)
-    } else {
-        None
-    };
-    let summary = Summary {
-        out,
-        source: model.display().to_string(),
-        seconds: start.elapsed().as_secs_f64(),
-        report,
-        agreement,
-        agreement_all_positions: None,
-        accuracy: None,
-        kv: Vec::new(),
-    };
-    print_summary(&summary, cli.json)
+    write_imported(
+        cli,
+        model,
+        "--from-llama2c",
+        |o| imported.build_blob(o),
+        opts,
+        f32_opts,
+        start,
+    )
 }
 
 /// `--from-hf`: a Hugging Face Llama-family checkpoint as a blob.
@@ -618,15 +600,37 @@ fn run_hf(
     start: Instant,
 ) -> Result<()> {
     let imported = export::hf_import::import(dir, !cli.no_tokenizer)?;
-    let (blob, report) = imported.build_blob(opts)?;
+    write_imported(
+        cli,
+        dir,
+        "--from-hf",
+        |o| imported.build_blob(o),
+        opts,
+        f32_opts,
+        start,
+    )
+}
+
+/// Writes an imported model's blob to `--out` and reports it. An imported
+/// model need not reason, so the blob is compared with the f32 model on that
+/// model's own greedy continuations, not on reasoning problems.
+fn write_imported(
+    cli: &Cli,
+    source: &Path,
+    flag: &str,
+    build_blob: impl Fn(&ExportOptions) -> Result<(Vec<u8>, QuantReport)>,
+    opts: &ExportOptions,
+    f32_opts: &ExportOptions,
+    start: Instant,
+) -> Result<()> {
+    let (blob, report) = build_blob(opts)?;
     let out = cli
         .out
         .clone()
-        .context("--out is required with --from-hf")?;
+        .with_context(|| format!("--out is required with {flag}"))?;
     write_atomic(&out, &blob)?;
     let agreement = if cli.compare_n > 0 && !is_f32(opts) {
-        let (reference, _) = imported.build_blob(f32_opts)?;
-        // Any language model: compare on the f32 model's own greedy continuations.
+        let (reference, _) = build_blob(f32_opts)?;
         let n = cli.compare_n.min(8);
         let seqs = compare::greedy_sequences(&reference, n, 64)?;
         Some(compare::logits_agreement(&reference, &blob, &seqs)?)
@@ -635,7 +639,7 @@ fn run_hf(
     };
     let summary = Summary {
         out,
-        source: dir.display().to_string(),
+        source: source.display().to_string(),
         seconds: start.elapsed().as_secs_f64(),
         report,
         agreement,
