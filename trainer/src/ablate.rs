@@ -16,7 +16,7 @@
 use crate::bpe;
 use crate::checkpoint::{TrainState, STATE_FILE, TOKENIZER_FILE};
 use crate::config::TrainConfig;
-use crate::data::{encode_problem, ProblemSource};
+use crate::data::{encode_problem, ProblemSource, SpanWeights};
 use crate::eval;
 use crate::fsutil::write_atomic;
 use crate::train;
@@ -89,7 +89,7 @@ fn mean_len(mix: &Mix, merges: &[(u32, u32)], no_think: bool, context: usize) ->
     let mut rng = ChaCha8Rng::seed_from_u64(0xab1a7e);
     let lens: Vec<usize> = (0..4000)
         .map(|_| {
-            encode_problem(&tok, &source.sample(&mut rng), 0.5)
+            encode_problem(&tok, &source.sample(&mut rng), SpanWeights::think(0.5))
                 .ids
                 .len()
         })

@@ -21,7 +21,7 @@ pub struct Shape {
     pub seq: usize,
 }
 
-pub const SHAPES: [Shape; 2] = [
+pub const SHAPES: [Shape; 3] = [
     Shape {
         name: "A",
         dim: 256,
@@ -40,6 +40,16 @@ pub const SHAPES: [Shape; 2] = [
         batch: 32,
         seq: 128,
     },
+    // The default preset's model at its mean training length.
+    Shape {
+        name: "C",
+        dim: 64,
+        layers: 4,
+        heads: 4,
+        kv_heads: 2,
+        batch: 32,
+        seq: 100,
+    },
 ];
 
 /// Tokens per second over `steps` timed steps.
@@ -50,7 +60,10 @@ pub fn run_shape(s: &Shape, steps: usize) -> Result<f64> {
         n_layers: s.layers,
         n_heads: s.heads,
         n_kv_heads: s.kv_heads,
-        hidden_dim: s.dim * 8 / 3,
+        hidden_dim: std::env::var("BENCH_HIDDEN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(s.dim * 8 / 3),
         vocab_size: vocab,
         max_seq_len: s.seq as u32,
         rope_theta: 10000.0,
@@ -97,7 +110,8 @@ pub fn run(which: &str, steps: usize) -> Result<Vec<(&'static str, f64)>> {
         "all" => SHAPES.iter().collect(),
         "a" => vec![&SHAPES[0]],
         "b" => vec![&SHAPES[1]],
-        other => bail!("unknown bench shape {other:?} (expected a, b or all)"),
+        "c" => vec![&SHAPES[2]],
+        other => bail!("unknown bench shape {other:?} (expected a, b, c or all)"),
     };
     let mut out = Vec::new();
     for s in picked {

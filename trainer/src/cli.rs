@@ -162,6 +162,9 @@ pub struct TrainArgs {
     /// Think-span loss weight.
     #[arg(long)]
     pub alpha: Option<f32>,
+    /// Loss weight of the problem text (0: not learned).
+    #[arg(long)]
+    pub prompt_weight: Option<f32>,
     #[arg(long)]
     pub warmup: Option<u64>,
     /// Global gradient-norm clip (0: off).
@@ -220,7 +223,7 @@ impl TrainArgs {
         }
         set!(steps => steps, seed => seed, device => device, vocab_size => vocab_size, dim => dim,
              heads => n_heads, kv_heads => n_kv_heads, layers => n_layers, hidden_dim => hidden_dim,
-             context => context, lr => lr, batch => batch_size, alpha => alpha, warmup => warmup_steps,
+             context => context, lr => lr, batch => batch_size, alpha => alpha, prompt_weight => prompt_weight, warmup => warmup_steps,
              clip => grad_clip, weight_decay => weight_decay, beta1 => beta1, beta2 => beta2,
              dropout => dropout, eval_every => eval_every, eval_n => final_eval_n,
              checkpoint_every => checkpoint_every, threads => threads, tasks => tasks,
@@ -302,7 +305,7 @@ pub struct SampleArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// `a` (d256 L6 H8, 16×256), `b` (d128 L4 H4 KV2, 32×128) or `all`.
+    /// `a` (d256 L6 H8, 16×256), `b` (d128 L4 H4 KV2, 32×128), `c` (the default model, d64 L4 H4 KV2, 32×100) or `all`.
     #[arg(long, default_value = "all")]
     pub shape: String,
     /// Timed steps per shape (after 2 warm-up steps).

@@ -57,6 +57,9 @@ pub struct TrainConfig {
     pub dropout: f32,
     /// Loss weight of the think span (the answer span weighs 1).
     pub alpha: f32,
+    /// Loss weight of the problem text (0: the model only learns to answer).
+    #[serde(default)]
+    pub prompt_weight: f32,
     // --- data ---
     /// Task mix (`tasks::Mix::parse` syntax).
     pub tasks: String,
@@ -121,6 +124,7 @@ impl TrainConfig {
             grad_clip: 1.0,
             dropout: 0.0,
             alpha: 0.5,
+            prompt_weight: 0.0,
             tasks: "default".into(),
             data: Vec::new(),
             no_think: false,
@@ -319,6 +323,9 @@ impl TrainConfig {
         }
         if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
             bail!("alpha must be a non-negative number");
+        }
+        if !(self.prompt_weight >= 0.0 && self.prompt_weight.is_finite()) {
+            bail!("prompt_weight must be a non-negative number");
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             bail!("weight_decay and grad_clip must be non-negative");

@@ -36,16 +36,35 @@ fn encode_text(tok: &Tokenizer, text: &str) -> Vec<u32> {
     out
 }
 
+/// Loss weights of the spans of a sequence (the answer span weighs 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpanWeights {
+    /// The think span (α of the dual loss).
+    pub think: f32,
+    /// The problem text.
+    pub prompt: f32,
+}
+
+impl SpanWeights {
+    /// The dual loss alone: problem text unweighted.
+    pub fn think(alpha: f32) -> Self {
+        Self {
+            think: alpha,
+            prompt: 0.0,
+        }
+    }
+}
+
 /// Lays out a problem per `docs/contracts.md`. An empty `think` gives the
 /// answer-only layout `<bos> problem <answer> answer </answer> <eos>`.
-pub fn encode_problem(tok: &Tokenizer, p: &Problem, alpha: f32) -> Sequence {
+pub fn encode_problem(tok: &Tokenizer, p: &Problem, w: SpanWeights) -> Sequence {
     let mut ids = vec![special::BOS];
     let mut kinds = vec![SpanKind::Ignore];
     let mut push = |ids_: &[u32], k: SpanKind| {
         ids.extend_from_slice(ids_);
         kinds.extend(std::iter::repeat_n(k, ids_.len()));
     };
-    push(&encode_text(tok, &p.problem), SpanKind::Ignore);
+    push(&encode_text(tok, &p.problem), SpanKind::Prompt);
     if !p.think.is_empty() {
         push(&[special::THINK], SpanKind::Think);
         push(&encode_text(tok, &p.think), SpanKind::Think);
@@ -60,7 +79,8 @@ pub fn encode_problem(tok: &Tokenizer, p: &Problem, alpha: f32) -> Sequence {
         .iter()
         .map(|k| match k {
             SpanKind::Ignore => 0.0,
-            SpanKind::Think => alpha,
+            SpanKind::Prompt => w.prompt,
+            SpanKind::Think => w.think,
             SpanKind::Answer => 1.0,
         })
         .collect();
@@ -154,7 +174,7 @@ pub struct Batcher<'t> {
     seed: u64,
     batch_size: usize,
     context: usize,
-    alpha: f32,
+    weights: SpanWeights,
     cached: Option<(u64, Vec<Vec<Sequence>>)>,
     /// Samples dropped for exceeding the context.
     pub skipped: u64,
@@ -167,7 +187,7 @@ impl<'t> Batcher<'t> {
         seed: u64,
         batch_size: usize,
         context: usize,
-        alpha: f32,
+        weights: SpanWeights,
     ) -> Self {
         Self {
             source,
@@ -175,7 +195,7 @@ impl<'t> Batcher<'t> {
             seed,
             batch_size,
             context,
-            alpha,
+            weights,
             cached: None,
             skipped: 0,
         }
@@ -188,7 +208,7 @@ impl<'t> Batcher<'t> {
         let mut seqs = Vec::with_capacity(want);
         let mut misses = 0usize;
         while seqs.len() < want {
-            let s = encode_problem(&self.tok, &self.source.sample(&mut rng), self.alpha);
+            let s = encode_problem(&self.tok, &self.source.sample(&mut rng), self.weights);
             if s.ids.len() <= self.context {
                 seqs.push(s);
             } else {

@@ -9,10 +9,12 @@ use candle_core::Tensor;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum SpanKind {
-    /// Padding or problem text: weight 0.
+    /// Padding: weight 0.
     Ignore = 0,
     Think = 1,
     Answer = 2,
+    /// The problem text: weight `prompt_weight` (0 by default).
+    Prompt = 3,
 }
 
 pub struct LossParts {

@@ -4,7 +4,7 @@
 use crate::bpe;
 use crate::checkpoint::{self, TrainState, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
 use crate::config::{RunConfig, TrainConfig};
-use crate::data::{Batcher, ProblemSource};
+use crate::data::{Batcher, ProblemSource, SpanWeights};
 use crate::device;
 use crate::eval::{self, Evaluation};
 use crate::fsutil::write_atomic;
@@ -209,7 +209,10 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         cfg.seed,
         cfg.batch_size,
         cfg.context as usize,
-        cfg.alpha,
+        SpanWeights {
+            think: cfg.alpha,
+            prompt: cfg.prompt_weight,
+        },
     );
     let eval_set = eval::held_out(&mix, cfg.eval_n, &user_held);
     let ood_set = eval::out_of_template(&mix, cfg.eval_n);

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor, Var};
 use runtime::format::special::*;
 use trainer::bpe::OwnedTokenizer;
 use trainer::config::TrainConfig;
-use trainer::data::{encode_problem, make_batch};
+use trainer::data::{encode_problem, make_batch, SpanWeights};
 use trainer::loss::{dual_loss, token_nll, SpanKind};
 use trainer::model::Transformer;
 use trainer::optim::{clip_grad_norm, lr_at};
@@ -27,7 +27,7 @@ fn sequence_layout_and_loss_weights() {
     let owned = OwnedTokenizer::from_merges(&[]);
     let tok = owned.tokenizer();
     let b = |c: u8| FIRST_BYTE + c as u32;
-    let s = encode_problem(&tok, &problem("1+2", "3", "3"), 0.5);
+    let s = encode_problem(&tok, &problem("1+2", "3", "3"), SpanWeights::think(0.5));
     assert_eq!(
         s.ids,
         vec![
@@ -49,7 +49,7 @@ fn sequence_layout_and_loss_weights() {
         s.weights,
         vec![0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
     );
-    let a = encode_problem(&tok, &problem("1+2", "", "3"), 0.5);
+    let a = encode_problem(&tok, &problem("1+2", "", "3"), SpanWeights::think(0.5));
     assert_eq!(
         a.ids,
         vec![
@@ -64,14 +64,25 @@ fn sequence_layout_and_loss_weights() {
         ]
     );
     assert_eq!(a.weights, vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+    // A prompt weight puts the problem text into the loss, think and answer unchanged.
+    let w = SpanWeights {
+        think: 0.5,
+        prompt: 0.1,
+    };
+    let p = encode_problem(&tok, &problem("1+2", "3", "3"), w);
+    assert_eq!(
+        p.weights,
+        vec![0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    );
+    assert_eq!(p.spans[..3], [SpanKind::Prompt; 3]);
 }
 
 #[test]
 fn dual_loss_is_the_weighted_mean_and_padding_is_ignored() {
     let owned = OwnedTokenizer::from_merges(&[]);
     let tok = owned.tokenizer();
-    let long = encode_problem(&tok, &problem("12", "ab", "c"), 0.5);
-    let short = encode_problem(&tok, &problem("1", "", "c"), 0.5);
+    let long = encode_problem(&tok, &problem("12", "ab", "c"), SpanWeights::think(0.5));
+    let short = encode_problem(&tok, &problem("1", "", "c"), SpanWeights::think(0.5));
     let batch = make_batch(&[&long, &short], &Device::Cpu).unwrap();
     let t = long.ids.len() - 1;
     assert_eq!(batch.inputs.dims(), &[2, t]);
