@@ -1,11 +1,13 @@
 //! `trainer bench`: training throughput (forward + backward + clip + AdamW)
-//! on random tokens for two reference shapes.
+//! on random tokens for reference shapes, through the trainer's own step.
 
-use crate::loss::{dual_loss, SpanKind};
+use crate::data::Sequence;
+use crate::loss::SpanKind;
 use crate::model::Transformer;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::step::{gradients, StepSettings};
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use runtime::format::ModelConfig;
@@ -53,17 +55,14 @@ pub const SHAPES: [Shape; 3] = [
 ];
 
 /// Tokens per second over `steps` timed steps.
-pub fn run_shape(s: &Shape, steps: usize) -> Result<f64> {
+pub fn run_shape(s: &Shape, steps: usize, shards: usize) -> Result<f64> {
     let vocab = 512u32;
     let cfg = ModelConfig {
         dim: s.dim,
         n_layers: s.layers,
         n_heads: s.heads,
         n_kv_heads: s.kv_heads,
-        hidden_dim: std::env::var("BENCH_HIDDEN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(s.dim * 8 / 3),
+        hidden_dim: s.dim * 8 / 3,
         vocab_size: vocab,
         max_seq_len: s.seq as u32,
         rope_theta: 10000.0,
@@ -82,16 +81,27 @@ pub fn run_shape(s: &Shape, steps: usize) -> Result<f64> {
     };
     let mut opt = AdamW::new(&params, adam)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
+    // Random sequences of the shape's length, every position weighted, run
+    // through the trainer's own step (sharded as the trainer shards).
+    let seqs: Vec<Sequence> = (0..s.batch)
+        .map(|_| {
+            let ids: Vec<u32> = (0..=s.seq).map(|_| rng.gen_range(8..vocab)).collect();
+            Sequence {
+                ids,
+                weights: vec![1.0; s.seq],
+                spans: vec![SpanKind::Answer; s.seq],
+            }
+        })
+        .collect();
     let n = s.batch * s.seq;
-    let ids: Vec<u32> = (0..n + s.batch).map(|_| rng.gen_range(8..vocab)).collect();
-    let inputs = Tensor::from_vec(ids[..n].to_vec(), (s.batch, s.seq), &dev)?;
-    let targets = Tensor::from_vec(ids[s.batch..].to_vec(), n, &dev)?;
-    let weights = Tensor::ones(n, candle_core::DType::F32, &dev)?;
-    let spans = vec![SpanKind::Answer; n];
+    let settings = StepSettings {
+        shards,
+        dropout: 0.0,
+        seed: 0,
+        moe_aux_weight: 0.0,
+    };
     let mut step = || -> Result<()> {
-        let logits = model.forward(&inputs, None)?;
-        let parts = dual_loss(&logits, &targets, &weights, &spans)?;
-        let mut grads = parts.loss.backward()?;
+        let mut grads = gradients(&model, &params, &seqs, 0, settings, &dev)?.grads;
         clip_grad_norm(&mut grads, &params, 1.0)?;
         opt.step(&grads, 1e-3)
     };
@@ -105,7 +115,7 @@ pub fn run_shape(s: &Shape, steps: usize) -> Result<f64> {
     Ok((steps * n) as f64 / t.elapsed().as_secs_f64())
 }
 
-pub fn run(which: &str, steps: usize) -> Result<Vec<(&'static str, f64)>> {
+pub fn run(which: &str, steps: usize, shards: usize) -> Result<Vec<(&'static str, f64)>> {
     let picked: Vec<&Shape> = match which.to_ascii_lowercase().as_str() {
         "all" => SHAPES.iter().collect(),
         "a" => vec![&SHAPES[0]],
@@ -115,7 +125,7 @@ pub fn run(which: &str, steps: usize) -> Result<Vec<(&'static str, f64)>> {
     };
     let mut out = Vec::new();
     for s in picked {
-        let tps = run_shape(s, steps)?;
+        let tps = run_shape(s, steps, shards)?;
         println!(
             "shape {}: d{} L{} H{} KV{}, batch {}×{}: {:.0} tokens/s",
             s.name, s.dim, s.layers, s.heads, s.kv_heads, s.batch, s.seq, tps

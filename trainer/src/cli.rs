@@ -69,6 +69,9 @@ pub struct DpoArgs {
     /// Compute threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Batch parts computed side by side (the trainer's `shards`).
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +102,9 @@ pub struct AblateArgs {
     /// Compute threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Batch parts computed side by side (the trainer's `shards`).
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -162,6 +168,9 @@ pub struct TrainArgs {
     /// Think-span loss weight.
     #[arg(long)]
     pub alpha: Option<f32>,
+    /// Batch parts computed side by side, one per core (CPU).
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Loss weight of the problem text (0: not learned).
     #[arg(long)]
     pub prompt_weight: Option<f32>,
@@ -223,7 +232,7 @@ impl TrainArgs {
         }
         set!(steps => steps, seed => seed, device => device, vocab_size => vocab_size, dim => dim,
              heads => n_heads, kv_heads => n_kv_heads, layers => n_layers, hidden_dim => hidden_dim,
-             context => context, lr => lr, batch => batch_size, alpha => alpha, prompt_weight => prompt_weight, warmup => warmup_steps,
+             context => context, lr => lr, batch => batch_size, alpha => alpha, prompt_weight => prompt_weight, shards => shards, warmup => warmup_steps,
              clip => grad_clip, weight_decay => weight_decay, beta1 => beta1, beta2 => beta2,
              dropout => dropout, eval_every => eval_every, eval_n => final_eval_n,
              checkpoint_every => checkpoint_every, threads => threads, tasks => tasks,
@@ -314,4 +323,7 @@ pub struct BenchArgs {
     /// Compute threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Batch parts computed side by side (the trainer's `shards`).
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
 }

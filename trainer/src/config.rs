@@ -57,6 +57,11 @@ pub struct TrainConfig {
     pub dropout: f32,
     /// Loss weight of the think span (the answer span weighs 1).
     pub alpha: f32,
+    /// Parts of each batch that run forward and backward side by side, one
+    /// per core (CPU only; part of the run, not of the machine: the same
+    /// config gives the same model on any number of cores).
+    #[serde(default = "one_shard")]
+    pub shards: usize,
     /// Loss weight of the problem text (0: the model only learns to answer).
     #[serde(default)]
     pub prompt_weight: f32,
@@ -88,6 +93,10 @@ pub struct TrainConfig {
     pub device: String,
     /// Export the final model to `model.q8.bin`.
     pub export: bool,
+}
+
+fn one_shard() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -125,6 +134,7 @@ impl TrainConfig {
             dropout: 0.0,
             alpha: 0.5,
             prompt_weight: 0.0,
+            shards: 2,
             tasks: "default".into(),
             data: Vec::new(),
             no_think: false,
@@ -323,6 +333,13 @@ impl TrainConfig {
         }
         if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
             bail!("alpha must be a non-negative number");
+        }
+        if self.shards == 0 || self.shards > self.batch_size {
+            bail!(
+                "shards must be in 1..={} (batch_size), got {}",
+                self.batch_size,
+                self.shards
+            );
         }
         if !(self.prompt_weight >= 0.0 && self.prompt_weight.is_finite()) {
             bail!("prompt_weight must be a non-negative number");

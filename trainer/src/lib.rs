@@ -19,4 +19,5 @@ pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod sample;
+pub mod step;
 pub mod train;

@@ -24,6 +24,34 @@ pub struct LossParts {
     pub think: f32,
     /// Mean negative log-likelihood over answer-span tokens (NaN if none).
     pub answer: f32,
+    /// Sums and counts behind the two means, for combining shards of a batch.
+    pub think_sum: SpanSum,
+    pub answer_sum: SpanSum,
+}
+
+/// Summed negative log-likelihood and token count of one span kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpanSum {
+    pub nll: f64,
+    pub tokens: usize,
+}
+
+impl SpanSum {
+    pub fn add(self, o: SpanSum) -> SpanSum {
+        SpanSum {
+            nll: self.nll + o.nll,
+            tokens: self.tokens + o.tokens,
+        }
+    }
+
+    /// The mean (NaN if no token).
+    pub fn mean(self) -> f32 {
+        if self.tokens == 0 {
+            f32::NAN
+        } else {
+            (self.nll / self.tokens as f64) as f32
+        }
+    }
 }
 
 /// Per-token negative log-likelihood `(N)` of `targets (N)` under `logits (N, V)`.
@@ -38,25 +66,38 @@ pub fn dual_loss(
     weights: &Tensor,
     spans: &[SpanKind],
 ) -> Result<LossParts> {
-    let nll = token_nll(logits, targets)?;
     let wsum = weights.sum_all()?.to_scalar::<f32>()?;
-    let loss = ((&nll * weights)?.sum_all()? / wsum.max(1e-9) as f64)?;
+    dual_loss_over(logits, targets, weights, spans, wsum)
+}
+
+/// `Σ wᵢ·nllᵢ / total_weight`: the share of one shard of a batch whose
+/// weights sum to `total_weight`, so that the shards' losses add up to the
+/// batch's [`dual_loss`].
+pub fn dual_loss_over(
+    logits: &Tensor,
+    targets: &Tensor,
+    weights: &Tensor,
+    spans: &[SpanKind],
+    total_weight: f32,
+) -> Result<LossParts> {
+    let nll = token_nll(logits, targets)?;
+    let loss = ((&nll * weights)?.sum_all()? / total_weight.max(1e-9) as f64)?;
     let values = nll.to_vec1::<f32>()?;
-    let mean = |kind: SpanKind| {
-        let (s, n) = values
-            .iter()
-            .zip(spans)
-            .filter(|(_, k)| **k == kind)
-            .fold((0f64, 0usize), |(s, n), (v, _)| (s + *v as f64, n + 1));
-        if n == 0 {
-            f32::NAN
-        } else {
-            (s / n as f64) as f32
-        }
+    let sum = |kind: SpanKind| {
+        values.iter().zip(spans).filter(|(_, k)| **k == kind).fold(
+            SpanSum::default(),
+            |s, (v, _)| SpanSum {
+                nll: s.nll + *v as f64,
+                tokens: s.tokens + 1,
+            },
+        )
     };
+    let (think_sum, answer_sum) = (sum(SpanKind::Think), sum(SpanKind::Answer));
     Ok(LossParts {
         loss,
-        think: mean(SpanKind::Think),
-        answer: mean(SpanKind::Answer),
+        think: think_sum.mean(),
+        answer: answer_sum.mean(),
+        think_sum,
+        answer_sum,
     })
 }

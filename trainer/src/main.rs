@@ -121,7 +121,7 @@ fn run() -> Result<()> {
         }
         Command::Bench(args) => {
             device::set_threads(args.threads);
-            bench::run(&args.shape, args.steps)?;
+            bench::run(&args.shape, args.steps, args.shards)?;
         }
         Command::Dpo(args) => {
             device::set_threads(args.threads);

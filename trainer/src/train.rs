@@ -8,11 +8,11 @@ use crate::data::{Batcher, ProblemSource, SpanWeights};
 use crate::device;
 use crate::eval::{self, Evaluation};
 use crate::fsutil::write_atomic;
-use crate::loss::dual_loss;
 use crate::metrics::{MetricRow, HEADER};
-use crate::model::{Dropout, Transformer};
+use crate::model::Transformer;
 use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWConfig};
 use crate::plot;
+use crate::step::{self, StepSettings};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -256,40 +256,34 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
     let mut window = (0usize, 0f64, 0f32, 0f32, 0f32, 0u32); // tokens, secs, loss, think, answer, n
                                                              // MoE: summed aux loss, steps, per-layer per-expert usage sums.
     let mut moe_window: (f64, u32, Vec<Vec<f64>>) = (0.0, 0, Vec::new());
+    let step_settings = StepSettings {
+        shards: if device.is_cpu() { cfg.shards } else { 1 },
+        dropout: cfg.dropout,
+        seed: cfg.seed,
+        moe_aux_weight: cfg.moe_aux_weight,
+    };
     while state.step < end {
         let step = state.step;
         let t0 = Instant::now();
-        let batch = batcher.batch(step, &device)?;
-        let mut dropout = Dropout::for_step(cfg.dropout, cfg.seed, step);
-        let (logits, moe) = model.forward_with_stats(&batch.inputs, Some(&mut dropout))?;
-        let parts = dual_loss(&logits, &batch.targets, &batch.weights, &batch.spans)?;
-        let mut objective = parts.loss.clone();
-        if !moe.is_empty() {
-            // Mean over the MoE layers of the Switch balance loss.
-            let mut aux = moe[0].aux.clone();
-            for m in &moe[1..] {
-                aux = (aux + &m.aux)?;
-            }
-            let aux = (aux / moe.len() as f64)?;
-            moe_window.0 += aux.to_scalar::<f32>()? as f64;
+        let seqs = batcher.sequences(step)?;
+        let done = step::gradients(&model, &params, seqs, step, step_settings, &device)?;
+        if let Some((aux, usage)) = &done.moe {
+            moe_window.0 += *aux as f64;
             moe_window.1 += 1;
-            if moe_window.2.len() != moe.len() {
-                moe_window.2 = moe.iter().map(|m| vec![0f64; m.usage.len()]).collect();
+            if moe_window.2.len() != usage.len() {
+                moe_window.2 = usage.iter().map(|u| vec![0f64; u.len()]).collect();
             }
-            for (acc, m) in moe_window.2.iter_mut().zip(&moe) {
-                for (a, u) in acc.iter_mut().zip(&m.usage) {
+            for (acc, layer) in moe_window.2.iter_mut().zip(usage) {
+                for (a, u) in acc.iter_mut().zip(layer) {
                     *a += *u as f64;
                 }
             }
-            if cfg.moe_aux_weight > 0.0 {
-                objective = (objective + (aux * cfg.moe_aux_weight)?)?;
-            }
         }
-        let mut grads = objective.backward()?;
+        let mut grads = done.grads;
         clip_grad_norm(&mut grads, &params, cfg.grad_clip)?;
         let lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio);
         opt.step(&grads, lr)?;
-        let loss = parts.loss.to_scalar::<f32>()?;
+        let loss = done.loss;
         if !loss.is_finite() {
             bail!("loss became {loss} at step {step}: lower the learning rate");
         }
@@ -297,20 +291,13 @@ pub fn run(cfg: &TrainConfig, opts: &Options) -> Result<Outcome> {
         state.step += 1;
         state.optimizer_t = opt.t;
         state.elapsed_s += secs;
-        state.tokens_seen += batch.tokens as u64;
-        window.0 += batch.tokens;
+        state.tokens_seen += done.tokens as u64;
+        window.0 += done.tokens;
         window.1 += secs;
         window.2 += loss;
-        window.3 += if parts.think.is_finite() {
-            parts.think
-        } else {
-            0.0
-        };
-        window.4 += if parts.answer.is_finite() {
-            parts.answer
-        } else {
-            0.0
-        };
+        let (think, answer) = (done.think.mean(), done.answer.mean());
+        window.3 += if think.is_finite() { think } else { 0.0 };
+        window.4 += if answer.is_finite() { answer } else { 0.0 };
         window.5 += 1;
 
         let s = state.step;

@@ -266,6 +266,11 @@ fn config_errors_are_clear() {
         (c.dim, c.n_heads, c.lr, c.n_layers),
         (96, 4, 0.001, base.n_layers)
     );
+    let e = err(TrainConfig {
+        shards: 0,
+        ..base.clone()
+    });
+    assert!(e.contains("shards must be in 1..=32"), "{e}");
 }
 
 #[test]
@@ -291,4 +296,61 @@ fn var_updates_are_seen_by_the_model() {
         .to_vec1()
         .unwrap();
     assert!((after[0] - 2.0 * before[0]).abs() < 1e-4);
+}
+
+/// Shards of a batch, run side by side, give the gradient of the whole batch:
+/// each shard's loss is divided by the whole batch's weight.
+#[test]
+fn sharded_gradients_equal_the_whole_batch_gradient() {
+    use trainer::step::{gradients, StepSettings};
+    let cfg = TrainConfig::smoke_preset().model_config();
+    let (model, params) = Transformer::init(&cfg, 3, &Device::Cpu).unwrap();
+    let owned = OwnedTokenizer::from_merges(&[]);
+    let tok = owned.tokenizer();
+    let seqs: Vec<_> = [("12+3", "15", "15"), ("7*8", "56", "56"), ("9-4", "", "5")]
+        .iter()
+        .map(|(p, t, a)| encode_problem(&tok, &problem(p, t, a), SpanWeights::think(0.5)))
+        .collect();
+    let run = |shards| {
+        let s = StepSettings {
+            shards,
+            dropout: 0.0,
+            seed: 1,
+            moe_aux_weight: 0.0,
+        };
+        gradients(&model, &params, &seqs, 0, s, &Device::Cpu).unwrap()
+    };
+    let (one, three) = (run(1), run(3));
+    assert!(
+        (one.loss - three.loss).abs() < 1e-5,
+        "{} vs {}",
+        one.loss,
+        three.loss
+    );
+    assert_eq!(one.tokens, three.tokens);
+    assert_eq!(one.think.tokens, three.think.tokens);
+    for (name, var) in params.iter() {
+        let a: Vec<f32> = one
+            .grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = three
+            .grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let scale = a.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "{name}: max |Δ| {diff} of {scale}");
+    }
 }

@@ -20,6 +20,17 @@ impl Dropout {
         Self { p, rng }
     }
 
+    /// Masks for shard `shard` of one training step: shard 0 draws what an
+    /// unsharded step draws, the others draw from their own streams.
+    pub fn for_shard(p: f32, seed: u64, step: u64, shard: usize) -> Self {
+        let mut d = Self::for_step(p, seed, step);
+        if shard > 0 {
+            d.rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6472_6f70_6f75_7421 ^ (shard as u64) << 48);
+            d.rng.set_stream(step);
+        }
+        d
+    }
+
     /// Zeroes each element with probability `p`, scales the rest by `1/(1-p)`.
     pub fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
         if self.p <= 0.0 {
