@@ -131,6 +131,7 @@ fn log_image() {
         BOARD,
         board::COUNT_UNIT
     );
+    info!("kernels: {=str}", runtime::kernels::NATIVE_KERNELS);
     let flash_used = flash_used();
     info!(
         "flash: model {=usize} bytes, code and data {=usize} bytes, {=usize} of {=usize} bytes used",
