@@ -60,6 +60,8 @@ struct Board {
     memory_x: &'static str,
     /// Cycle counter the firmware uses, and whether its ticks are instructions.
     counter: &'static str,
+    /// The target the board's core needs (its architecture).
+    target: &'static str,
 }
 
 const BOARDS: &[(&str, Board)] = &[
@@ -69,6 +71,16 @@ const BOARDS: &[(&str, Board)] = &[
             name: "qemu",
             memory_x: "memory/qemu.x",
             counter: "systick",
+            target: "thumbv7em-none-eabihf",
+        },
+    ),
+    (
+        "CARGO_FEATURE_BOARD_QEMU_M33",
+        Board {
+            name: "qemu-m33",
+            memory_x: "memory/qemu-an505.x",
+            counter: "systick",
+            target: "thumbv8m.main-none-eabihf",
         },
     ),
     (
@@ -77,6 +89,7 @@ const BOARDS: &[(&str, Board)] = &[
             name: "nrf52840",
             memory_x: "memory/nrf52840.x",
             counter: "dwt",
+            target: "thumbv7em-none-eabihf",
         },
     ),
     (
@@ -85,6 +98,16 @@ const BOARDS: &[(&str, Board)] = &[
             name: "stm32h743",
             memory_x: "memory/stm32h743.x",
             counter: "dwt",
+            target: "thumbv7em-none-eabihf",
+        },
+    ),
+    (
+        "CARGO_FEATURE_BOARD_RP2350",
+        Board {
+            name: "rp2350",
+            memory_x: "memory/rp2350.x",
+            counter: "dwt",
+            target: "thumbv8m.main-none-eabihf",
         },
     ),
 ];
@@ -133,10 +156,18 @@ fn region_length(memory_x: &str, region: &str) -> usize {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Armv8-M (Cortex-M33): a PMSAv8 MPU and the MSPLIM stack limit.
+    println!("cargo::rustc-check-cfg=cfg(thinkling_armv8m)");
+    if env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv8m")) {
+        println!("cargo::rustc-cfg=thinkling_armv8m");
+    }
     let paths = Paths::from_env();
     let on_mcu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none")
         && env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm");
     let board = choose_board();
+    if on_mcu {
+        check_target(board);
+    }
     let memory = read_memory_x(&paths, board, on_mcu);
     let target = read_target(&paths);
     let kv = kv_dtype();
@@ -202,8 +233,23 @@ fn choose_board() -> &'static Board {
         .collect();
     match chosen.as_slice() {
         [b] => b,
-        [] => fail("no board feature: enable one of board-qemu, board-nrf52840, board-stm32h743"),
+        [] => fail("no board feature: enable one of board-qemu, board-qemu-m33, board-nrf52840, board-stm32h743, board-rp2350"),
         _ => fail("more than one board feature: use --no-default-features --features board-<name>"),
+    }
+}
+
+/// Fails the build when the target is not the board's core: an image for
+/// the other architecture would not boot (or would, in QEMU, on the wrong
+/// machine model).
+fn check_target(board: &Board) {
+    let target = env::var("TARGET").unwrap_or_default();
+    // Also the soft-float ABI of the same architecture (thumbv7em-none-eabi).
+    let arch = |t: &str| t.split('-').next().unwrap_or("").to_owned();
+    if arch(&target) != arch(board.target) {
+        fail(&format!(
+            "board {} is built for {}, not {target}: use --target {}",
+            board.name, board.target, board.target
+        ));
     }
 }
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-for target in thumbv7em-none-eabihf thumbv7em-none-eabi riscv32imac-unknown-none-elf; do
+for target in thumbv7em-none-eabihf thumbv7em-none-eabi thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
 if ! command -v qemu-system-arm >/dev/null; then
@@ -26,6 +26,9 @@ echo "== runtime builds for the boards (no_std)"
 cargo build -q --release -p runtime --target thumbv7em-none-eabihf
 # Cortex-M4 without the FPU ABI: the DSP kernels that need no FPU.
 cargo build -q --release -p runtime --target thumbv7em-none-eabi
+# Cortex-M33 (Armv8-M Mainline) with the DSP extension (target-cpu in
+# .cargo/config.toml): the same Arm kernels as the Cortex-M4F.
+cargo build -q --release -p runtime --target thumbv8m.main-none-eabihf
 cargo build -q --release -p runtime --target riscv32imac-unknown-none-elf
 
 echo "== tests"

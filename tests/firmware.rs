@@ -1,12 +1,14 @@
 //! The firmware, end to end: build it for Cortex-M with a freshly made blob,
-//! run it under QEMU (mps2-an386), and check that it generates exactly the
-//! tokens the host runtime generates; check that a corrupt blob is reported,
-//! that a stack overflow and a bad access end in the HardFault handler (and
-//! that flip-link is what makes the overflow fault), that both real boards
-//! build and that a blob too big for a board fails the build with its size.
+//! run it under QEMU (mps2-an386, Cortex-M4F; mps2-an505, Cortex-M33), and
+//! check that it generates exactly the tokens the host runtime generates;
+//! check that a corrupt blob is reported, that a stack overflow and a bad
+//! access end in the HardFault handler (and that flip-link is what makes the
+//! overflow fault), that the real boards (nRF52840, STM32H743, RP2350) build
+//! and that a blob too big for a board fails the build with its size.
 //!
 //! The firmware links with `flip-link`, and the QEMU tests also need
-//! `qemu-system-arm` and `defmt-print` (scripts/test.sh installs all three).
+//! `qemu-system-arm` and `defmt-print` (scripts/test.sh installs all three);
+//! the Cortex-M33 builds need the `thumbv8m.main-none-eabihf` target.
 //! Without them the tests that need them are skipped with a message, unless
 //! `CI` is set, where a missing tool is a failure.
 //!
@@ -25,6 +27,42 @@ use runtime::sampling::SamplerConfig;
 use runtime::session::Session;
 
 const TARGET: &str = "thumbv7em-none-eabihf";
+/// The Cortex-M33 boards' target (Armv8-M Mainline): QEMU mps2-an505 and
+/// the RP2350.
+const TARGET_M33: &str = "thumbv8m.main-none-eabihf";
+
+/// The target a board's firmware is built for.
+fn target_of(board: &str) -> &'static str {
+    match board {
+        "qemu-m33" | "rp2350" => TARGET_M33,
+        _ => TARGET,
+    }
+}
+
+/// Whether the Cortex-M33 target is installed (scripts/test.sh installs it);
+/// panics on CI when it is missing.
+fn m33_target() -> bool {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET_M33)
+        })
+        // Without rustup, a toolchain may still have it: let the build tell.
+        .unwrap_or(true);
+    if installed {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "CI is set but the {TARGET_M33} target is not installed (scripts/test.sh installs it)"
+    );
+    eprintln!("SKIPPED: Cortex-M33 firmware test: rustup target {TARGET_M33} not installed (rustup target add {TARGET_M33})");
+    false
+}
 
 /// Builds share one target dir (the dependencies compile once) but each
 /// writes the same ELF path: a build and the copy of its ELF must not
@@ -156,6 +194,7 @@ fn build_firmware_env(
     extra_env: &[(&str, String)],
 ) -> (Output, Option<PathBuf>) {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let target = target_of(s.board);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     // From the workspace root, so .cargo/config.toml's link arguments apply.
@@ -167,7 +206,7 @@ fn build_firmware_env(
             "-p",
             "firmware",
             "--target",
-            TARGET,
+            target,
         ])
         .env("CARGO_TARGET_DIR", firmware_target_dir(s.flip_link))
         .env("THINKLING_MODEL", model)
@@ -197,14 +236,14 @@ fn build_firmware_env(
         cmd.args(["--features", &features]);
     }
     if !s.flip_link {
-        cmd.args(["--config", &format!("target.{TARGET}.linker=\"rust-lld\"")]);
+        cmd.args(["--config", &format!("target.{target}.linker=\"rust-lld\"")]);
     }
     let out = cmd.output().expect("cargo runs");
     if !out.status.success() {
         return (out, None);
     }
     let elf = firmware_target_dir(s.flip_link)
-        .join(TARGET)
+        .join(target)
         .join("firmware")
         .join("firmware");
     let mut name = format!("firmware-{}", s.board);
@@ -225,9 +264,15 @@ fn run_qemu(elf: &Path) -> (i32, String) {
     run_qemu_for(elf, 240)
 }
 
-/// [`run_qemu`] killed after `timeout_s` seconds (exit code 124).
+/// [`run_qemu`] killed after `timeout_s` seconds (exit code 124). The
+/// machine is the board's: [`build_firmware`] names the ELF after it.
 fn run_qemu_for(elf: &Path, timeout_s: u32) -> (i32, String) {
+    let m33 = elf
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("firmware-qemu-m33"));
+    let machine = if m33 { "mps2-an505" } else { "mps2-an386" };
     let out = Command::new(workspace().join("scripts/qemu-run.sh"))
+        .args(["--machine", machine])
         .arg(elf)
         .args(["--log-format", "{L} {s}"])
         .env("THINKLING_QEMU_TIMEOUT", timeout_s.to_string())
@@ -545,6 +590,60 @@ fn speculative_firmware_generates_the_target_tokens_under_qemu() {
     }
 }
 
+/// The Cortex-M33 build (thumbv8m.main-none-eabihf with the DSP extension,
+/// QEMU mps2-an505) generates the host's tokens, token for token: a q8 and
+/// a q4 random blob (half-precision scales, an odd hidden size) and the
+/// reference model. Its banner names the Arm DSP and FPU kernels, so the
+/// match is that of the same assembly kernels as on the Cortex-M4F, not of
+/// a portable fallback.
+#[test]
+fn m33_firmware_generates_the_host_tokens_under_qemu() {
+    if !qemu_tools() || !m33_target() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings {
+        board: "qemu-m33",
+        ..DEFAULT_SETTINGS
+    };
+    let q8 = random_blob(small(), DType::Q8, 7);
+    let config = ModelConfig {
+        hidden_dim: 87,
+        ..small()
+    };
+    let q4 = runtime::testing::random_blob_with_scales(&config, DType::Q4, 32, ScaleType::F16, 12)
+        .expect("the random blob encodes");
+    for (name, blob) in [("q8", &q8), ("q4", &q4)] {
+        let model = dir.path().join(format!("{name}.bin"));
+        std::fs::write(&model, blob).unwrap();
+        let (log, _) = run_and_match_host(&model, blob, &s, &[], dir.path());
+        assert!(
+            log.contains("thinkling firmware on qemu-m33"),
+            "{name}: not the M33 build; log:\n{log}"
+        );
+        assert!(
+            log.contains("kernels: Arm DSP (SXTB16, UXTB16, SMLAD) and FPU half precision"),
+            "{name}: the M33 build does not use the Arm DSP/FPU kernels; log:\n{log}"
+        );
+        check_ram_summary(&log);
+    }
+    let model = workspace().join("firmware/models/reference.bin");
+    let blob = std::fs::read(&model).expect("firmware/models/reference.bin");
+    let s = Settings {
+        prompts: &["What is 347 + 589?", "347 x 6"],
+        context: 128,
+        ..s
+    };
+    let (_, tokens) = run_and_match_host(&model, &blob, &s, &[], dir.path());
+    for (p, got) in tokens.iter().enumerate() {
+        assert_eq!(
+            got.last(),
+            Some(&runtime::format::special::EOS),
+            "prompt {p}: the trace does not end with <eos>"
+        );
+    }
+}
+
 #[test]
 fn corrupt_blob_is_reported_with_the_runtime_error() {
     if !qemu_tools() {
@@ -676,15 +775,23 @@ fn bad_access_ends_in_the_hard_fault_handler() {
     );
 }
 
+/// The real boards' profiles build with a tiny blob: nRF52840 and STM32H743
+/// (Cortex-M4F/M7, thumbv7em) and RP2350 (Cortex-M33, thumbv8m.main), the
+/// latter with the IMAGE_DEF block its boot ROM needs in the first 4 KiB of
+/// flash. None is flashed here (no hardware in the tests).
 #[test]
-fn both_real_boards_build() {
+fn the_real_boards_build() {
     if !link_tools() {
         return;
     }
+    let m33 = m33_target();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.bin");
     std::fs::write(&model, random_blob(tiny(), DType::Q8, 9)).unwrap();
-    for board in ["nrf52840", "stm32h743"] {
+    for board in ["nrf52840", "stm32h743", "rp2350"] {
+        if board == "rp2350" && !m33 {
+            continue;
+        }
         let s = Settings {
             board,
             prompts: &["12+35="],
@@ -695,7 +802,44 @@ fn both_real_boards_build() {
         let (out, elf) = build_firmware(&model, &s, dir.path());
         let elf = elf.unwrap_or_else(|| panic!("{board} build failed:\n{}", stderr(&out)));
         assert_stack_below_static_data(&elf);
+        if board == "rp2350" {
+            assert_rp2350_image_def(&elf);
+        }
     }
+}
+
+/// The RP2350 image starts at the flash base 0x1000_0000 with its vector
+/// table, and carries the minimal IMAGE_DEF block of the RP2350 datasheet
+/// (5.9.5.1) inside its first 4 KiB, where the boot ROM looks for it.
+fn assert_rp2350_image_def(elf: &Path) {
+    const FLASH: u32 = 0x1000_0000;
+    const IMAGE_DEF: [u32; 5] = [0xffff_ded3, 0x1021_0142, 0x0000_01ff, 0, 0xab12_3579];
+    let bytes = std::fs::read(elf).expect("read the ELF");
+    let sections = elf32_sections(&bytes);
+    let find = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{}: no {name} section", elf.display()))
+    };
+    assert_eq!(
+        find(".vector_table").addr,
+        FLASH,
+        "vector table not at the flash base"
+    );
+    let block = find(".start_block");
+    assert_eq!(block.size, 20, "the IMAGE_DEF block is five words");
+    assert!(
+        (FLASH..FLASH + 4096 - 20).contains(&block.addr),
+        "IMAGE_DEF at {:#010x}, outside the first 4 KiB of flash",
+        block.addr
+    );
+    let words: Vec<u32> = (0..5)
+        .map(|i| u32_at(&bytes, block.offset + 4 * i))
+        .collect();
+    assert_eq!(words, IMAGE_DEF);
+    // The code follows the block instead of overlapping it.
+    assert!(find(".text").addr >= block.addr + block.size);
 }
 
 #[test]

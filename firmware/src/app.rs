@@ -25,7 +25,7 @@ fn main() -> ! {
     let Some(core) = cortex_m::Peripherals::take() else {
         board::exit(exit_code::PANIC)
     };
-    #[cfg(feature = "board-qemu")]
+    #[cfg(all(feature = "qemu", not(thinkling_armv8m)))]
     board::guard_below_ram(core.MPU);
     let mut counter = Counter::start(core.SYST, core.DCB, core.DWT);
     log_image();
@@ -131,6 +131,7 @@ fn log_image() {
         BOARD,
         board::COUNT_UNIT
     );
+    info!("kernels: {=str}", runtime::kernels::NATIVE_KERNELS);
     let flash_used = flash_used();
     info!(
         "flash: model {=usize} bytes, code and data {=usize} bytes, {=usize} of {=usize} bytes used",

@@ -7,9 +7,9 @@ use cortex_m::peripheral::{syst::SystClkSource, DCB, DWT, SCB, SYST};
 use cortex_m_rt::{exception, ExceptionFrame};
 
 // The defmt global logger: semihosting under QEMU, RTT on real boards.
-#[cfg(not(feature = "board-qemu"))]
+#[cfg(not(feature = "qemu"))]
 use defmt_rtt as _;
-#[cfg(feature = "board-qemu")]
+#[cfg(feature = "qemu")]
 use defmt_semihosting as _;
 
 /// Exit codes (avoiding cargo's own 101 and timeout's 124).
@@ -27,24 +27,47 @@ pub mod exit_code {
     pub const NO_FAULT: i32 = 7;
 }
 
+/// The RP2350's boot ROM runs a flash image only if it finds a block of
+/// image metadata in its first 4 KiB: this is the minimal one of the RP2350
+/// datasheet ("Minimum viable image metadata", 5.9.5.1), an IMAGE_DEF item
+/// and nothing else. memory/rp2350.x puts `.start_block` right after the
+/// vector table. Without it the boot ROM would ignore the image (and fall
+/// back to USB boot).
+#[cfg(feature = "board-rp2350")]
+#[link_section = ".start_block"]
+#[used]
+static IMAGE_DEF: [u32; 5] = [
+    // PICOBIN_BLOCK_MARKER_START
+    0xffff_ded3,
+    // Item IMAGE_TYPE (0x42), one word; flags 0x1021: executable, Secure,
+    // Arm, RP2350.
+    0x1021_0142,
+    // Item LAST (0xff): the items before it are one word in all.
+    0x0000_01ff,
+    // Offset of the next block: 0, a loop of this block alone.
+    0x0000_0000,
+    // PICOBIN_BLOCK_MARKER_END
+    0xab12_3579,
+];
+
 /// SysTick wraps counted by its exception: the counter is only 24 bits.
 static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
 const SYSTICK_RELOAD: u32 = 0x00FF_FFFF;
 
 /// QEMU's SysTick runs at 25 MHz of virtual time and `-icount shift=0`
 /// retires one instruction per nanosecond: 40 instructions per tick.
-#[cfg(feature = "board-qemu")]
+#[cfg(feature = "qemu")]
 const UNITS_PER_TICK: u64 = 40;
-#[cfg(feature = "board-qemu")]
+#[cfg(feature = "qemu")]
 pub const COUNT_UNIT: &str = "instructions";
-#[cfg(not(feature = "board-qemu"))]
+#[cfg(not(feature = "qemu"))]
 pub const COUNT_UNIT: &str = "cycles";
 
 /// A free-running 64-bit counter of instructions (QEMU) or core cycles (boards).
 pub struct Counter {
-    #[cfg(not(feature = "board-qemu"))]
+    #[cfg(not(feature = "qemu"))]
     high: u32,
-    #[cfg(not(feature = "board-qemu"))]
+    #[cfg(not(feature = "qemu"))]
     last: u32,
 }
 
@@ -61,21 +84,21 @@ impl Counter {
         DWT::unlock();
         dwt.enable_cycle_counter();
         // The peripheral handles drop here; the hardware keeps counting.
-        #[cfg(not(feature = "board-qemu"))]
+        #[cfg(not(feature = "qemu"))]
         {
             Self {
                 high: 0,
                 last: DWT::cycle_count(),
             }
         }
-        #[cfg(feature = "board-qemu")]
+        #[cfg(feature = "qemu")]
         {
             Self {}
         }
     }
 
     /// Instructions since start (QEMU).
-    #[cfg(feature = "board-qemu")]
+    #[cfg(feature = "qemu")]
     pub fn now(&mut self) -> u64 {
         loop {
             let wraps = SYSTICK_WRAPS.load(Ordering::SeqCst);
@@ -96,7 +119,7 @@ impl Counter {
     /// Core cycles since start (real boards). CYCCNT is 32 bits (9 s at
     /// 480 MHz): it is extended on every read, and it is read at least once
     /// per token, far more often than it wraps.
-    #[cfg(not(feature = "board-qemu"))]
+    #[cfg(not(feature = "qemu"))]
     pub fn now(&mut self) -> u64 {
         let c = DWT::cycle_count();
         if c < self.last {
@@ -117,7 +140,7 @@ fn SysTick() {
 /// a board running on its own without a debugger would fault on the
 /// semihosting trap, so it parks instead.
 pub fn exit(code: i32) -> ! {
-    #[cfg(not(feature = "board-qemu"))]
+    #[cfg(not(feature = "qemu"))]
     if !DCB::is_debugger_attached() {
         loop {
             cortex_m::asm::wfi();
@@ -133,7 +156,14 @@ pub fn exit(code: i32) -> ! {
 /// no-access MPU region over 0x1000_0000..0x2000_0000 (nothing lives there)
 /// turns such an access into a MemManage fault, escalated to HardFault. The
 /// rest of the map stays as it was (PRIVDEFENA).
-#[cfg(feature = "board-qemu")]
+///
+/// Armv7-M only (PMSAv7: RBAR/RASR). On Armv8-M (Cortex-M33) the MPU is
+/// PMSAv8 (RBAR/RLAR and MAIR), whose regions cannot deny privileged
+/// access, and the core has a stack guard of its own instead: cortex-m-rt's
+/// reset handler sets MSPLIM to the end of the stack (feature `set-msplim`,
+/// firmware/Cargo.toml), so a push below it is a stack-overflow UsageFault
+/// (STKOF, escalated to HardFault) whatever memory lies below RAM.
+#[cfg(all(feature = "qemu", not(thinkling_armv8m)))]
 pub fn guard_below_ram(mpu: cortex_m::peripheral::MPU) {
     const BASE: u32 = 0x1000_0000;
     // RASR: XN, AP = no access, SIZE = log2(256 MiB) - 1, ENABLE.
@@ -261,6 +291,9 @@ core::arch::global_asm!(
 /// CFSR bits: BFAR / MMFAR hold the faulting data address.
 const BFARVALID: u32 = 1 << 15;
 const MMARVALID: u32 = 1 << 7;
+/// CFSR bit of Armv8-M: a stack pointer update below MSPLIM (the stack
+/// limit the reset handler sets on Cortex-M33).
+const STKOF: u32 = 1 << 20;
 /// Size of the basic exception frame (r0-r3, r12, lr, pc, xPSR).
 const FRAME_BYTES: usize = 32;
 
@@ -271,7 +304,17 @@ unsafe extern "C" fn hard_fault(sp: u32) -> ! {
     enter_failure(exit_code::HARD_FAULT);
     let (bottom, top) = (stack_end(), stack_start());
     let at = sp as usize;
-    if at < bottom {
+    // SAFETY: a read of the System Control Block's fault status register.
+    let stkof = cfg!(thinkling_armv8m) && unsafe { (*SCB::PTR).cfsr.read() } & STKOF != 0;
+    if stkof {
+        // The limit stopped the stack at its end: sp is at or above it.
+        defmt::error!(
+            "HardFault: stack overflow: the stack limit (MSPLIM) stopped sp {=u32:#010x} at the end of the stack {=usize:#010x} ({=usize} bytes of stack)",
+            sp,
+            bottom,
+            top - bottom
+        );
+    } else if at < bottom {
         defmt::error!(
             "HardFault: stack overflow: sp {=u32:#010x} is {=usize} bytes below the end of the stack {=usize:#010x} ({=usize} bytes of stack)",
             sp,

@@ -173,6 +173,18 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
+/// The native kernels this build selects, in words (the firmware logs it at
+/// boot, and its tests check it on each Cortex-M target).
+#[cfg(target_arch = "x86_64")]
+pub const NATIVE_KERNELS: &str = "x86-64 AVX2 and F16C, where the CPU has them";
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+pub const NATIVE_KERNELS: &str =
+    "Arm DSP (SXTB16, UXTB16, SMLAD) and FPU half precision (VCVTB, VCVTT, VMLA)";
+#[cfg(all(target_arch = "arm", thinkling_arm_dsp, not(thinkling_arm_fp16)))]
+pub const NATIVE_KERNELS: &str = "Arm DSP (SXTB16, SMLAD)";
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", thinkling_arm_dsp))))]
+pub const NATIVE_KERNELS: &str = "none (portable kernels)";
+
 /// The native kernels of x86-64: AVX2 (and F16C), detected at run time.
 #[cfg(target_arch = "x86_64")]
 mod native {

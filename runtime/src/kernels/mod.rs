@@ -48,7 +48,7 @@ pub use activations::{pair_words, QuantizedActivations};
 pub(crate) use dispatch::{attend_head_f16, attend_head_f32, attend_head_q8, matmul_quantized};
 pub use dispatch::{
     matvec, matvec_float, matvec_float_portable, matvec_quantized, matvec_quantized_portable,
-    softmax,
+    softmax, NATIVE_KERNELS,
 };
 pub use nn::{add_assign, rmsnorm, swiglu};
 pub use portable::{dot, exp};
