@@ -34,7 +34,7 @@ export OMP_NUM_THREADS=$THREADS
 
 declare -A RESULTS
 for round in $(seq "$ROUNDS"); do
-    for shape in a b; do
+    for shape in a b c; do
         rust=$("$TRAINER" bench --shape "$shape" --steps "$STEPS" --threads "$THREADS" \
             | sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p')
         torch=$("$VENV/bin/python" bench/torch_step.py --shape "$shape" --steps "$STEPS" \
@@ -48,7 +48,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo
 echo "medians of $ROUNDS rounds, $STEPS timed steps each, $THREADS threads:"
-for shape in a b; do
+for shape in a b c; do
     r=$(echo "${RESULTS[$shape.rust]}" | median)
     t=$(echo "${RESULTS[$shape.torch]}" | median)
     awk -v s="${shape^^}" -v r="$r" -v t="$t" \

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 SHAPES = {
     "a": dict(name="A", dim=256, layers=6, heads=8, kv_heads=8, batch=16, seq=256),
     "b": dict(name="B", dim=128, layers=4, heads=4, kv_heads=2, batch=32, seq=128),
+    # The default preset's model at its mean training length.
+    "c": dict(name="C", dim=64, layers=4, heads=4, kv_heads=2, batch=32, seq=100),
 }
 VOCAB = 512
 
@@ -121,12 +123,12 @@ def run(s, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shape", default="all", choices=["a", "b", "all"])
+    ap.add_argument("--shape", default="all", choices=["a", "b", "c", "all"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    for key in ["a", "b"] if args.shape == "all" else [args.shape]:
+    for key in ["a", "b", "c"] if args.shape == "all" else [args.shape]:
         s = SHAPES[key]
         tps = run(s, args.steps)
         print(

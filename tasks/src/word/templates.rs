@@ -241,6 +241,25 @@ pub const DISTRACTORS: &[T] = &[
     T("{N}'s dog is {d} years old.", 0),
     T("The bus ride takes {e} minutes.", 0),
     T("{D} owns {e} {Y}.", 0),
+    T("{N} walks {d} blocks to school.", 0),
+    T("The store is {e} meters away.", 0),
+    T("{S} teacher is {e} years old.", 0),
+    T("{D} reads {e} pages of a book.", 0),
+    T("The park has {e} trees.", 0),
+    T("{N} sleeps for {d} hours.", 0),
+    T("It is {e} degrees outside.", 0),
+    T("{D} sees {e} birds in the sky.", 0),
+    T("{N}'s house has {d} windows.", 0),
+    T("The trip takes {e} minutes.", 0),
+    T("{S} uncle owns {e} {Y}.", 0),
+    T("{D} collects {e} {Y}.", 0),
+    T("The game lasts {e} minutes.", 0),
+    T("{N} is in grade {d}.", 0),
+    T("The library has {e} books.", 0),
+    T("{N}'s bike has {d} gears.", 0),
+    T("{S} neighbor has {e} {Y}.", 0),
+    T("The train leaves at {d} o'clock.", 0),
+    T("{N} ran {d} miles yesterday.", 0),
     T("{S} cousin has {e} {Y}.", H),
     T("{N}'s cat is {d} years old.", H),
     T("The walk home takes {e} minutes.", H),
@@ -281,6 +300,10 @@ const GAIN_REL: &[T] = &[
     T("{O} has {n} more {X} than {p} does.", 0),
     T("{O} owns {n} {X} more than {N}.", 0),
     T("{O} has {n} more than {N}.", 0),
+    T("{O} has {n} {X} more than {p} does.", 0),
+    T("{O} owns {n} more {X} than {N}.", 0),
+    T("{O} has {n} more {X} than {N} has.", 0),
+    T("{O} collected {n} more {X} than {N}.", 0),
     T("{O} has {n} {X} more than {N}.", H),
 ];
 
@@ -294,6 +317,9 @@ const GAIN_FIRST: &[T] = &[
         PK,
     ),
     T("{N} has {a} {X}, and {O} gives {o} {n} more.", 0),
+    T("{N} had {a} {X} and was given {n} more.", 0),
+    T("{N} owns {a} {X} and then gets {n} more.", 0),
+    T("{N} has {a} {X}. {P} gets {n} more.", 0),
     T("{N} has {a} {X} and finds {n} more.", H),
 ];
 
@@ -352,6 +378,10 @@ const LOSS_REL: &[T] = &[
     T("{O} has {n} fewer {X} than {N}.", 0),
     T("{O} has {n} {X} fewer than {N}.", 0),
     T("{O} has {n} fewer than {p} does.", 0),
+    T("{O} owns {n} fewer {X} than {N}.", 0),
+    T("{O} has {n} fewer than {N}.", 0),
+    T("{O} has {n} fewer {X} than {N} has.", 0),
+    T("{O} collected {n} fewer {X} than {N}.", 0),
     T("{O} has {n} fewer {X} than {p} does.", H),
 ];
 
@@ -362,6 +392,9 @@ const LOSS_FIRST: &[T] = &[
     T("{N} has {a} {X} and spends {n}.", M),
     T("{N} bakes {a} {X} and sells {n}.", BK),
     T("{N} buys {a} {X} and uses {n}.", I),
+    T("{N} had {a} {X} and gave {n} away.", 0),
+    T("{N} has {a} {X} but loses {n} of them.", 0),
+    T("{N} owns {a} {X} and gives away {n}.", 0),
     T("{N} has {a} {X} and sells {n}.", H | I),
 ];
 
@@ -667,6 +700,14 @@ const PRICE_SELL: &[T] = &[
     T("{P} sells every {x} for {r} {u}.", 0),
     T("{P} sells them at the market for {r} {u} each.", 0),
     T("Then {p} sells all the {X} at {r} {u} per {x}.", 0),
+    T("{P} sells each one for {r} {u}.", 0),
+    T("{P} sells them for {r} {u} apiece.", 0),
+    T("{P} gets {r} {u} for each {x} {p} sells.", 0),
+    T("{P} sells every one of them at {r} {u}.", 0),
+    T("{P} charges {r} {u} per {x} and sells them all.", 0),
+    T("{P} sells all the {X} for {r} {u} each.", 0),
+    T("At the fair, {p} sells each {x} for {r} {u}.", 0),
+    T("{P} sells the {X} at {r} {u} per {x}.", 0),
     T("{P} sells them at {r} {u} apiece.", H),
 ];
 
@@ -706,6 +747,10 @@ const PRICE_SPEND: &[T] = &[
     T("{Y} cost {r} {u} each, and {p} buys {q}.", 0),
     T("{P} buys {q} {Y} at {r} {u} apiece.", 0),
     T("{P} spends some of it on {q} {Y} at {r} {u} each.", 0),
+    T("{P} gets {q} {Y} at {r} {u} each.", 0),
+    T("{P} picks out {q} {Y} at {r} {u} each.", 0),
+    T("{P} orders {q} {Y} for {r} {u} each.", 0),
+    T("{P} spends money on {q} {Y} that are {r} {u} each.", 0),
     T("{P} buys {q} {Y} for {r} {u} apiece.", H),
 ];
 
@@ -716,6 +761,10 @@ const PRICE_CHANGE: &[T] = &[
     T("{P} hands over a {b}-{v} {w}.", 0),
     T("{P} gives the seller {b} {u}.", 0),
     T("{P} has a {b}-{v} {w} to pay with.", 0),
+    T("{P} pays using a {b}-{v} {w}.", 0),
+    T("{P} gives the clerk {b} {u}.", 0),
+    T("{P} hands the cashier {b} {u}.", 0),
+    T("{P} pays with a {w} worth {b} {u}.", 0),
     T("{P} pays the cashier with a {b}-{v} {w}.", H),
     T("{P} hands the seller {b} {u}.", H),
 ];
