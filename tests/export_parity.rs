@@ -55,14 +55,7 @@ fn candle_logits(model: &Transformer, tokens: &[u32]) -> Vec<Vec<f32>> {
 }
 
 fn runtime_logits(blob: &[u8], tokens: &[u32]) -> Vec<Vec<f32>> {
-    let model = Model::from_blob(blob).unwrap();
-    let mut arena =
-        vec![0u8; runtime::plan(model.config(), tokens.len(), KvDType::F32).total_bytes];
-    let mut s = Session::new(&model, &mut arena, tokens.len(), KvDType::F32).unwrap();
-    tokens
-        .iter()
-        .map(|&t| s.forward(t).unwrap().to_vec())
-        .collect()
+    runtime::testing::logits_per_position(blob, tokens).unwrap()
 }
 
 /// Argmax, lowest id on ties (the runtime's greedy rule).

@@ -177,14 +177,7 @@ fn hf_tokenizer_encodes_like_thinkling() {
 }
 
 fn runtime_logits(blob: &[u8], tokens: &[u32]) -> Vec<Vec<f32>> {
-    let model = Model::from_blob(blob).unwrap();
-    let mut arena =
-        vec![0u8; runtime::plan(model.config(), tokens.len(), KvDType::F32).total_bytes];
-    let mut s = Session::new(&model, &mut arena, tokens.len(), KvDType::F32).unwrap();
-    tokens
-        .iter()
-        .map(|&t| s.forward(t).unwrap().to_vec())
-        .collect()
+    runtime::testing::logits_per_position(blob, tokens).unwrap()
 }
 
 fn runtime_greedy(blob: &[u8], prompt: &[u32], max_new: usize) -> Vec<u32> {

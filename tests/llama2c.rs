@@ -6,7 +6,7 @@
 
 use export::llama2c;
 use export::{ExportOptions, Quant};
-use runtime::{KvDType, Model, Session};
+use runtime::Model;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -221,14 +221,7 @@ impl Weights {
 }
 
 fn runtime_logits(blob: &[u8], tokens: &[u32]) -> Vec<Vec<f32>> {
-    let model = Model::from_blob(blob).unwrap();
-    let mut arena =
-        vec![0u8; runtime::plan(model.config(), tokens.len(), KvDType::F32).total_bytes];
-    let mut s = Session::new(&model, &mut arena, tokens.len(), KvDType::F32).unwrap();
-    tokens
-        .iter()
-        .map(|&t| s.forward(t).unwrap().to_vec())
-        .collect()
+    runtime::testing::logits_per_position(blob, tokens).unwrap()
 }
 
 fn shape(tied: bool) -> Shape {

@@ -373,3 +373,33 @@ pub fn truncate_layers(blob_bytes: &[u8], n_layers: u32) -> Result<Vec<u8>, Enco
     }
     blob::encode(&config, parsed.tokenizer, &records)
 }
+
+/// Why [`logits_per_position`] could not run a blob.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LogitsError {
+    Blob(crate::BlobError),
+    Session(crate::SessionError),
+}
+
+/// The logits after each of `tokens`, fed one at a time from position 0 with
+/// an f32 KV cache: the runtime side of the export, import and parity tests.
+pub fn logits_per_position(
+    blob_bytes: &[u8],
+    tokens: &[u32],
+) -> Result<Vec<Vec<f32>>, LogitsError> {
+    use crate::{KvDType, Model, Session};
+    let model = Model::from_blob(blob_bytes).map_err(LogitsError::Blob)?;
+    let context = tokens.len().max(1);
+    let mut arena = vec![0u8; crate::plan(model.config(), context, KvDType::F32).total_bytes];
+    let mut session =
+        Session::new(&model, &mut arena, context, KvDType::F32).map_err(LogitsError::Session)?;
+    tokens
+        .iter()
+        .map(|&t| {
+            session
+                .forward(t)
+                .map(|l| l.to_vec())
+                .map_err(LogitsError::Session)
+        })
+        .collect()
+}
