@@ -101,6 +101,10 @@ pub const ADD: &[Phrasing] = &[
     expr("{a} with {b} more"),
     cmd("Add up {a} and {b}"),
     cmd("Find the result of adding {a} and {b}"),
+    // `from` in the frames of addition, multiplication and division too
+    // (alone, it read as subtraction: `… make from {a}` was worked as `a-b`).
+    expr("the total from adding {a} and {b}"),
+    cmd("Starting from {a}, add {b}"),
     held(expr("{a} with {b} added")),
     held(cmd("Find the sum of {a} and {b}")),
     held(cmd("Add together {a} and {b}")),
@@ -180,6 +184,8 @@ pub const MUL: &[Phrasing] = &[
     expr("the result of {b} times {a}"),
     cmd("Find the result of multiplying {b} and {a}"),
     cmd("Count {b} lots of {a}"),
+    expr("the result from multiplying {a} by {b}"),
+    cmd("Starting from {a}, multiply by {b}"),
     // Held out in both orders, as the twins of held-out forms that differ
     // only in the order of the numbers (see `held_out_templates`).
     held(expr("{a} groups of {b}")),
@@ -215,6 +221,9 @@ pub const DIV: &[Phrasing] = &[
     cmd("Put {a} into groups of {b}"),
     cmd("Share {a} out among {b}"),
     cmd("How many bags of {b} can you fill with {a}?"),
+    expr("the result from dividing {a} by {b}"),
+    cmd("Starting from {a}, divide by {b}"),
+    cmd("How many {b}s can you get from {a}?"),
     held(expr("{a} shared equally between {b}")),
     held(cmd("How many groups of {b} can you make from {a}?")),
     held(cmd("Divide {a} into {b} equal groups")),
