@@ -114,6 +114,66 @@ fn key_score(q: &QueryI8, k: &[i8], scales: &[u16], off: usize, one_group: bool)
     sum
 }
 
+/// The scores of a head of `4 · W` elements inside one key group (the
+/// same values as [`key_score`], with the word loop unrolled); returns
+/// their maximum.
+#[inline(always)]
+fn scores_words<const W: usize>(
+    q: &QueryI8,
+    h: &Head<'_, i8>,
+    scores: &mut [f32],
+    c: f32,
+    groups: usize,
+) -> f32 {
+    let g = h.off / Q8_GROUP;
+    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+    if let Some(max) = super::arm::q8_scores(
+        q.pairs.get(..2 * W).unwrap_or(&[]),
+        h.keys.get(h.off..).unwrap_or(&[]),
+        h.kv_dim,
+        h.key_scales.get(g..).unwrap_or(&[]),
+        groups,
+        c,
+        scores,
+    ) {
+        return max;
+    }
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+    let qw: [[u32; 2]; W] = core::array::from_fn(|w| {
+        [
+            q.pairs.get(2 * w).copied().unwrap_or(0),
+            q.pairs.get(2 * w + 1).copied().unwrap_or(0),
+        ]
+    });
+    #[cfg(not(all(target_arch = "arm", thinkling_arm_dsp)))]
+    let qw: [[i8; 4]; W] = core::array::from_fn(|w| {
+        core::array::from_fn(|i| q.q.get(4 * w + i).copied().unwrap_or(0))
+    });
+    let mut max = f32::NEG_INFINITY;
+    let rows = h.keys.get(h.off..).unwrap_or(&[]).chunks(h.kv_dim.max(1));
+    let ks = h.key_scales.chunks_exact(groups.max(1));
+    for ((s, krow), ks) in scores.iter_mut().zip(rows).zip(ks) {
+        let mut acc = 0i32;
+        if let Some(k) = krow.get(..4 * W) {
+            for (kw, qw) in k.chunks_exact(4).zip(&qw) {
+                #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
+                {
+                    acc = super::arm::smlad_word(acc, kw, qw[0], qw[1]);
+                }
+                #[cfg(not(all(target_arch = "arm", thinkling_arm_dsp)))]
+                {
+                    acc += dot_i8(kw, qw);
+                }
+            }
+        }
+        *s = acc as f32 * group_scale(ks, g) * c;
+        if *s > max {
+            max = *s;
+        }
+    }
+    max
+}
+
 /// Whether elements `first..first + n` of a row share one group.
 #[inline(always)]
 fn in_one_group(first: usize, n: usize) -> bool {
@@ -146,18 +206,25 @@ pub(crate) fn attend_head_q8(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f3
 
     // Scores in base 2 and their maximum.
     let one_group = in_one_group(off, hd);
-    let mut max = f32::NEG_INFINITY;
-    let keys = h
-        .keys
-        .chunks_exact(kv_dim)
-        .zip(h.key_scales.chunks_exact(groups));
-    for (s, (krow, ks)) in scores.iter_mut().zip(keys) {
-        let k = krow.get(off..off + hd).unwrap_or(&[]);
-        *s = key_score(&q, k, ks, off, one_group) * c;
-        if *s > max {
-            max = *s;
+    let max = match hd {
+        8 if one_group => scores_words::<2>(&q, h, scores, c, groups),
+        16 if one_group => scores_words::<4>(&q, h, scores, c, groups),
+        _ => {
+            let mut max = f32::NEG_INFINITY;
+            let keys = h
+                .keys
+                .chunks_exact(kv_dim)
+                .zip(h.key_scales.chunks_exact(groups));
+            for (s, (krow, ks)) in scores.iter_mut().zip(keys) {
+                let k = krow.get(off..off + hd).unwrap_or(&[]);
+                *s = key_score(&q, k, ks, off, one_group) * c;
+                if *s > max {
+                    max = *s;
+                }
+            }
+            max
         }
-    }
+    };
 
     // Weights 2^(s − max) and their sum.
     let mut sum = 0f32;
@@ -180,6 +247,20 @@ pub(crate) fn attend_head_q8(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f3
         let mut acc = [0f32; LANES];
         if oc.len() == LANES && in_one_group(base, LANES) {
             let g = base / Q8_GROUP;
+            #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+            if super::arm::q8_values8(
+                scores,
+                h.values.get(base..).unwrap_or(&[]),
+                kv_dim,
+                h.value_scales.get(g..).unwrap_or(&[]),
+                groups,
+                &mut acc,
+            ) {
+                for (o, a) in oc.iter_mut().zip(acc) {
+                    *o = a * inv;
+                }
+                continue;
+            }
             for (e, (vrow, vs)) in scores.iter().zip(values()) {
                 let a = e * group_scale(vs, g);
                 if let Some(v) = vrow.get(base..base + LANES) {

@@ -13,7 +13,7 @@ mod groups;
 pub(super) mod rows;
 
 #[cfg(thinkling_arm_fp16)]
-pub use attention::attend_head_f16;
+pub use attention::{attend_head_f16, q8_scores, q8_values8};
 
 /// `acc + Σ w_i · x_i` of four int8 pairs packed little-endian in `w`, `x`.
 /// Products are at most 128 · 128, so the dual 16-bit multiply-adds never
@@ -160,4 +160,11 @@ pub fn dot_i8_pairs(k: &[i8], pairs: &[u32], q: &[i8]) -> i32 {
         acc += (*a as i32) * (*b as i32);
     }
     acc
+}
+
+/// `acc + Σ k_i · q_i` of the four int8 keys `k` and a query word's SXTB16
+/// pairs.
+#[inline(always)]
+pub fn smlad_word(acc: i32, k: &[i8], x02: u32, x13: u32) -> i32 {
+    smlad_pairs(acc, word_i8(k), x02, x13)
 }
