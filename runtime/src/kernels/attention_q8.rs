@@ -57,7 +57,7 @@ impl QueryI8 {
         #[cfg(all(target_arch = "arm", thinkling_arm_dsp))]
         let pairs = {
             let mut pairs = [0u32; MAX_HD / 2];
-            super::activations::fill_pairs(&q[..x.len()], &mut pairs);
+            super::activations::fill_pairs(q.get(..x.len()).unwrap_or(&[]), &mut pairs);
             pairs
         };
         Self {
