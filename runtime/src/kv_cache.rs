@@ -154,14 +154,16 @@ impl KvCache<'_> {
                 let kv_dim = heads.kv_dim.max(1);
                 let g = q8_groups(heads.kv_dim);
                 let s = rows.start / kv_dim * g..rows.end / kv_dim * g;
-                attend(
-                    heads,
-                    q,
-                    out,
-                    scores,
-                    (k.get(rows.clone()), v.get(rows)),
-                    (ks.get(s.clone()), vs.get(s)),
-                )
+                let (Some(k), Some(v), Some(ks), Some(vs)) = (
+                    k.get(rows.clone()),
+                    v.get(rows),
+                    ks.get(s.clone()),
+                    vs.get(s),
+                ) else {
+                    return Err(OUTSIDE);
+                };
+                kernels::nn::attend_q8(heads, q, out, scores, (k, v), (ks, vs));
+                Ok(())
             }
         }
     }
@@ -312,9 +314,11 @@ mod tests {
     }
 
     /// Attention over the Q8 cache is attention over an f32 cache that holds
-    /// its dequantized values, bit for bit (where the f32 cache runs a
-    /// native kernel, that kernel): heads inside one group, several heads
-    /// per group, and heads across group boundaries.
+    /// its dequantized values, up to the query's rounding to int8 and the
+    /// exponential (within 3 % of the largest value magnitude: the scores are
+    /// large here, so the softmax is sharp): heads
+    /// inside one group, several heads per group, and heads across group
+    /// boundaries.
     #[test]
     fn q8_attention_is_f32_attention_over_the_dequantized_cache() {
         extern crate std;
@@ -357,6 +361,7 @@ mod tests {
                     .collect()
             };
             let (mut kf, mut vf) = (dequantized(k, ks), dequantized(v, vs));
+            let vmax = vf.iter().fold(0f32, |m, x| m.max(x.abs()));
             let f32_cache = KvCache::F32 {
                 k: &mut kf,
                 v: &mut vf,
@@ -378,8 +383,12 @@ mod tests {
                     .unwrap();
                 q8.attend(&heads, &q, &mut got, &mut scores, 0..n * kv_dim)
                     .unwrap();
-                let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "head size {hd}, {n} positions");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 0.03 * vmax,
+                        "head size {hd}, {n} positions: {g} vs {w}"
+                    );
+                }
             }
             // Rows past the cache are an error, not a panic.
             let mut scores = vec![0f32; positions + 1];

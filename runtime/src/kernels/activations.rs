@@ -283,10 +283,25 @@ pub(crate) fn abs_max(x: &[f32]) -> f32 {
     let tail = chunks.remainder();
     for c in chunks {
         for (m, v) in lanes.iter_mut().zip(c) {
-            *m = m.max(v.abs());
+            *m = larger(*m, v.abs());
         }
     }
-    lanes.iter().chain(tail).fold(0f32, |m, v| m.max(v.abs()))
+    lanes
+        .iter()
+        .chain(tail)
+        .fold(0f32, |m, v| larger(m, v.abs()))
+}
+
+/// `m.max(a)` for `m` not NaN, as a compare and select: `f32::max` is a
+/// library call on FPUs without VMAXNM (Cortex-M4); NaNs are skipped the
+/// same way.
+#[inline(always)]
+fn larger(m: f32, a: f32) -> f32 {
+    if a > m {
+        a
+    } else {
+        m
+    }
 }
 
 /// Words of [`QuantizedActivations`]'s SXTB16 pair layout for `len`

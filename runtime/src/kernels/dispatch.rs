@@ -156,13 +156,6 @@ pub(crate) fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [
     native::attend_head_f16(h, out, scores)
 }
 
-/// [`attend_head_f32`] over a q8 KV cache, its values dequantized to f32 as
-/// the portable loop does.
-#[inline]
-pub(crate) fn attend_head_q8(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f32]) -> bool {
-    native::attend_head_q8(h, out, scores)
-}
-
 /// In-place softmax: max-subtracted [`super::exp`], the sum over
 /// [`super::LANES`] lane accumulators combined in the fixed order (so it
 /// vectorizes and every target adds in the same order), then scaled by its
@@ -189,8 +182,8 @@ pub const NATIVE_KERNELS: &str = "none (portable kernels)";
 #[cfg(target_arch = "x86_64")]
 mod native {
     pub(crate) use super::super::x86::{
-        attend_head as attend_head_f32, attend_head as attend_head_f16,
-        attend_head as attend_head_q8, matmul_q8, matvec_f32, quantized_rows, softmax,
+        attend_head as attend_head_f32, attend_head as attend_head_f16, matmul_q8, matvec_f32,
+        quantized_rows, softmax,
     };
 }
 
@@ -203,9 +196,7 @@ mod native {
     pub(crate) use super::super::arm::{attend_head_f16, rows::quantized_rows};
     #[cfg(not(thinkling_arm_fp16))]
     pub(crate) use super::declined::{attend_head_f16, quantized_rows};
-    pub(crate) use super::declined::{
-        attend_head_f32, attend_head_q8, matmul_q8, matvec_f32, softmax,
-    };
+    pub(crate) use super::declined::{attend_head_f32, matmul_q8, matvec_f32, softmax};
 }
 
 /// Every other target: no native kernels, the portable ones run.
@@ -251,11 +242,6 @@ mod declined {
 
     #[inline(always)]
     pub fn attend_head_f16(_: &Head<'_, u16>, _: &mut [f32], _: &mut [f32]) -> bool {
-        false
-    }
-
-    #[inline(always)]
-    pub fn attend_head_q8(_: &Head<'_, i8>, _: &mut [f32], _: &mut [f32]) -> bool {
         false
     }
 

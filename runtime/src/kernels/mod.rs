@@ -30,6 +30,7 @@
 //! dot product, and the group sums are scaled and added in row order.
 
 pub mod activations;
+mod attention_q8;
 pub mod dispatch;
 pub mod nn;
 pub mod portable;
@@ -45,13 +46,14 @@ mod x86;
 mod tests;
 
 pub use activations::{pair_words, QuantizedActivations};
-pub(crate) use dispatch::{attend_head_f16, attend_head_f32, attend_head_q8, matmul_quantized};
+pub(crate) use attention_q8::attend_head_q8;
+pub(crate) use dispatch::{attend_head_f16, attend_head_f32, matmul_quantized};
 pub use dispatch::{
     matvec, matvec_float, matvec_float_portable, matvec_quantized, matvec_quantized_portable,
     softmax, NATIVE_KERNELS,
 };
 pub use nn::{add_assign, rmsnorm, swiglu};
-pub use portable::{dot, exp};
+pub use portable::{dot, exp, exp2};
 pub use scalar::{f16_bits_to_f32, f16_bits_to_f32_soft};
 pub use view::{le_f32, le_u16, TensorView};
 

@@ -102,63 +102,11 @@ impl CacheElem for u16 {
     }
 }
 
-/// The Q8 cache: every value is dequantized to f32 (`q · scale`, exact
-/// int8 and f16 → f32 conversions and one rounded product) and then used as
-/// an f32 cache's value, in the same order, so a native kernel that
-/// dequantizes the same way (AVX2) computes the same bits.
-impl CacheElem for i8 {
-    const GROUP: usize = Q8_GROUP;
-    #[inline(always)]
-    fn value(self, scales: &[u16], j: usize) -> f32 {
-        q8_value(self, scales, j)
-    }
-    #[inline(always)]
-    fn dot(q: &[f32], k: &[i8], scales: &[u16], first: usize) -> f32 {
-        dot_q8(q, k, scales, first)
-    }
-    #[inline(always)]
-    fn accumulate(acc: &mut [f32], a: f32, v: &[i8], scales: &[u16], first: usize) {
-        if let Some(s) = one_scale(scales, first, v.len()) {
-            for (o, e) in acc.iter_mut().zip(v) {
-                *o += a * (*e as f32 * s);
-            }
-        } else {
-            for (i, (o, e)) in acc.iter_mut().zip(v).enumerate() {
-                *o += a * q8_value(*e, scales, first + i);
-            }
-        }
-    }
-    #[inline(always)]
-    fn native_head(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f32]) -> bool {
-        super::attend_head_q8(h, out, scores)
-    }
-}
-
-/// Group `g`'s scale of a Q8 row (0.0 past them).
-#[inline(always)]
-fn q8_scale(scales: &[u16], g: usize) -> f32 {
-    scales.get(g).map_or(0.0, |s| super::f16_bits_to_f32(*s))
-}
-
-/// Element `j` of a Q8 row with group scales `scales`.
-#[inline(always)]
-fn q8_value(q: i8, scales: &[u16], j: usize) -> f32 {
-    q as f32 * q8_scale(scales, j / Q8_GROUP)
-}
-
-/// The one scale of the `n` elements from `first` of a Q8 row, when they lie
-/// in one group (every head of the small models): the loops then multiply
-/// by it without a lookup per element, and vectorize. The products are the
-/// ones [`q8_value`] gives.
-#[inline(always)]
-fn one_scale(scales: &[u16], first: usize, n: usize) -> Option<f32> {
-    let g = first / Q8_GROUP;
-    (n == 0 || (first + n - 1) / Q8_GROUP == g).then(|| q8_scale(scales, g))
-}
-
 /// Causal attention of every query head over the cached rows
 /// `keys`/`values` (`[position][kv_dim]`, positions `0..=pos`) with their
-/// group scales (`[position][group]`, Q8 only), into `out`.
+/// group scales (`[position][group]`, Q8 only), into `out`: the target's
+/// native head where it has one, else the portable one; the Q8 cache's
+/// head is [`super::attend_head_q8`] on every target.
 pub(crate) fn attend<T: CacheElem>(
     h: &Heads,
     q: &[f32],
@@ -166,6 +114,52 @@ pub(crate) fn attend<T: CacheElem>(
     scores: &mut [f32],
     (keys, values): (&[T], &[T]),
     (key_scales, value_scales): (&[u16], &[u16]),
+) {
+    each_head(
+        h,
+        q,
+        out,
+        scores,
+        (keys, values),
+        (key_scales, value_scales),
+        |one, oh, scores| {
+            if !T::native_head(one, oh, scores) {
+                attend_head(one, oh, scores);
+            }
+        },
+    );
+}
+
+/// [`attend`] over the Q8 cache.
+pub(crate) fn attend_q8(
+    h: &Heads,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    (keys, values): (&[i8], &[i8]),
+    (key_scales, value_scales): (&[u16], &[u16]),
+) {
+    each_head(
+        h,
+        q,
+        out,
+        scores,
+        (keys, values),
+        (key_scales, value_scales),
+        super::attend_head_q8,
+    );
+}
+
+/// Runs `head` for every query head, with its kv head's part of the rows.
+#[inline(always)]
+fn each_head<T>(
+    h: &Heads,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    (keys, values): (&[T], &[T]),
+    (key_scales, value_scales): (&[u16], &[u16]),
+    attend_one: impl Fn(&Head<'_, T>, &mut [f32], &mut [f32]),
 ) {
     for (head, (qh, oh)) in q
         .chunks_exact(h.hd)
@@ -183,9 +177,7 @@ pub(crate) fn attend<T: CacheElem>(
             off,
             scale: h.scale,
         };
-        if !T::native_head(&one, oh, scores) {
-            attend_head(&one, oh, scores);
-        }
+        attend_one(&one, oh, scores);
     }
 }
 
@@ -266,53 +258,6 @@ pub(crate) fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
     let mut sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
     for (a, b) in qr.iter().zip(kr) {
         sum += a * super::f16_bits_to_f32(*b);
-    }
-    sum
-}
-
-/// Dot product of f32 `q` with int8 keys dequantized by their group scales
-/// (`k` starts at element `first` of its row), with the 8-lane order of
-/// [`super::dot`].
-#[inline(always)]
-pub(crate) fn dot_q8(q: &[f32], k: &[i8], scales: &[u16], first: usize) -> f32 {
-    if let Some(s) = one_scale(scales, first, k.len()) {
-        return dot_q8_one_scale(q, k, s);
-    }
-    let mut acc = [0f32; super::LANES];
-    let qc = q.chunks_exact(super::LANES);
-    let kc = k.chunks_exact(super::LANES);
-    let (qr, kr) = (qc.remainder(), kc.remainder());
-    let mut j = first;
-    for (a, b) in qc.zip(kc) {
-        for (i, ((s, a), b)) in acc.iter_mut().zip(a).zip(b).enumerate() {
-            *s += a * q8_value(*b, scales, j + i);
-        }
-        j += super::LANES;
-    }
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    let mut sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-    for (i, (a, b)) in qr.iter().zip(kr).enumerate() {
-        sum += a * q8_value(*b, scales, j + i);
-    }
-    sum
-}
-
-/// [`dot_q8`] of keys that share the scale `s`.
-#[inline(always)]
-fn dot_q8_one_scale(q: &[f32], k: &[i8], s: f32) -> f32 {
-    let mut acc = [0f32; super::LANES];
-    let qc = q.chunks_exact(super::LANES);
-    let kc = k.chunks_exact(super::LANES);
-    let (qr, kr) = (qc.remainder(), kc.remainder());
-    for (a, b) in qc.zip(kc) {
-        for ((acc, a), b) in acc.iter_mut().zip(a).zip(b) {
-            *acc += a * (*b as f32 * s);
-        }
-    }
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    let mut sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-    for (a, b) in qr.iter().zip(kr) {
-        sum += a * (*b as f32 * s);
     }
     sum
 }
@@ -416,11 +361,10 @@ mod tests {
     fn native_heads_equal_the_portable_head_bit_for_bit() {
         let f32s = native_equals_portable(|x| x);
         let f16s = native_equals_portable(|x| half::f16::from_f32(x).to_bits());
-        let q8s = native_equals_portable(|x| (x * 127.0) as i8);
         #[cfg(target_arch = "x86_64")]
         if super::super::x86::avx2() {
-            assert!(f32s > 0 && f16s > 0 && q8s > 0, "{f32s} {f16s} {q8s}");
+            assert!(f32s > 0 && f16s > 0, "{f32s} {f16s}");
         }
-        let _ = (f32s, f16s, q8s);
+        let _ = (f32s, f16s);
     }
 }

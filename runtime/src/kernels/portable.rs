@@ -219,6 +219,32 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits((k.wrapping_add(127) as u32) << 23)
 }
 
+/// `2^x` for `x ≤ 0` in plain f32 arithmetic, the softmax exponential of
+/// the Q8 attention (its scores are in base 2): `x = n + f` with `n` the
+/// nearest integer, `2^f` by a degree-5 polynomial on `[-0.5, 0.5]`
+/// (minimax in relative error, 9.2e-8), `2^n` built in the exponent bits.
+/// Within 2.5e-7 relative of `libm::exp2f` (unit test). Only IEEE
+/// add/mul/round-to-nearest, in a fixed order: the same bits on every
+/// target. Inputs below -126 (and NaN) are taken as -126; inputs above 0
+/// are outside its domain (defined, not meaningful past 127). The linear
+/// coefficient is the fit's, not `ln 2` (one ulp below it in f32).
+#[inline(always)]
+#[allow(clippy::approx_constant)]
+pub fn exp2(x: f32) -> f32 {
+    // Adding 1.5·2^23 rounds to the nearest integer in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
+    let x = if x >= -126.0 { x } else { -126.0 };
+    let t = x + ROUNDER;
+    let f = x - (t - ROUNDER);
+    let p = ((((1.326_472_4e-3 * f + 9.671_513e-3) * f + 5.550_733_6e-2) * f + 0.240_222_42) * f
+        + 0.693_147)
+        * f
+        + 1.0;
+    // t's bits are 0x4B40_0000 + n; the exponent field of 2^n is n + 127.
+    let pow = t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23;
+    p * f32::from_bits(pow)
+}
+
 /// Softmax in place, the portable body of [`super::softmax`]: the maximum
 /// and the sum over [`LANES`] lane accumulators combined in a fixed order.
 #[inline(always)]

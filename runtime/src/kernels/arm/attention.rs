@@ -155,3 +155,251 @@ pub fn attend_head_f16(h: &Head<'_, u16>, out: &mut [f32], scores: &mut [f32]) -
     }
     true
 }
+
+/// Converts the int8 values of `{w}` (four, low byte first) into
+/// `s{a}..s{a+3}` as sign-extended integers (still to be converted).
+macro_rules! unpack4 {
+    ($w:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        concat!(
+            "sxtb {t0}, {",
+            $w,
+            "}\n",
+            "sxtb {t1}, {",
+            $w,
+            "}, ror #8\n",
+            "vmov s",
+            $a,
+            ", s",
+            $b,
+            ", {t0}, {t1}\n",
+            "sxtb {t0}, {",
+            $w,
+            "}, ror #16\n",
+            "sxtb {t1}, {",
+            $w,
+            "}, ror #24\n",
+            "vmov s",
+            $c,
+            ", s",
+            $d,
+            ", {t0}, {t1}\n",
+        )
+    };
+}
+
+/// Eight outputs of a Q8 head's value sum: `acc_i = Σ_p (w_p · s_p) · v_p,i`
+/// over the positions of `weights`, where `v_p` are the eight int8 values
+/// at `values[p · stride..]` and `s_p` the f16 scale at
+/// `scales[p · scale_stride]` (in halves), summed in position order with
+/// VMLA (the product rounded, then added: the portable `acc += a · v`).
+/// Values are loaded a row's eight at a time (LDRD), sign-extended by SXTB
+/// (with rotations) two at a time into the FPU (VMOV of a register pair),
+/// converted by VCVT. Returns false (nothing done) when the rows are not
+/// all inside the slices or not word-aligned.
+pub fn q8_values8(
+    weights: &[f32],
+    values: &[i8],
+    stride: usize,
+    scales: &[u16],
+    scale_stride: usize,
+    out: &mut [f32],
+) -> bool {
+    let n = weights.len();
+    let aligned = (values.as_ptr() as usize).is_multiple_of(4) && stride.is_multiple_of(4);
+    if n == 0
+        || out.len() < 8
+        || !aligned
+        || values.len() < (n - 1).saturating_mul(stride).saturating_add(8)
+        || scales.len() < (n - 1).saturating_mul(scale_stride).saturating_add(1)
+    {
+        return false;
+    }
+    // SAFETY: rows `p < n` have their 8 values and their scale inside the
+    // slices (checked above), word-aligned as LDRD needs; `out` holds 8.
+    // Only the declared registers are written.
+    unsafe {
+        asm!(
+            zero8!(),
+            "2:",
+            "vldmia {ap}!, {{s16}}",
+            "ldrh {t0}, [{sp}]",
+            "add {sp}, {sp}, {sstride}",
+            "vmov s17, {t0}",
+            "vcvtb.f32.f16 s17, s17",
+            "vmul.f32 s16, s16, s17",
+            "ldrd {w0}, {w1}, [{vp}]",
+            "add {vp}, {vp}, {stride}",
+            unpack4!("w0", "8", "9", "10", "11"),
+            unpack4!("w1", "12", "13", "14", "15"),
+            "vcvt.f32.s32 s8, s8",
+            "vcvt.f32.s32 s9, s9",
+            "vcvt.f32.s32 s10, s10",
+            "vcvt.f32.s32 s11, s11",
+            "vcvt.f32.s32 s12, s12",
+            "vcvt.f32.s32 s13, s13",
+            "vcvt.f32.s32 s14, s14",
+            "vcvt.f32.s32 s15, s15",
+            "vmla.f32 s0, s16, s8",
+            "vmla.f32 s1, s16, s9",
+            "vmla.f32 s2, s16, s10",
+            "vmla.f32 s3, s16, s11",
+            "vmla.f32 s4, s16, s12",
+            "vmla.f32 s5, s16, s13",
+            "vmla.f32 s6, s16, s14",
+            "vmla.f32 s7, s16, s15",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vstmia {op}, {{s0-s7}}",
+            ap = inout(reg) weights.as_ptr() => _,
+            vp = inout(reg) values.as_ptr() => _,
+            sp = inout(reg) scales.as_ptr() => _,
+            n = inout(reg) n => _,
+            stride = in(reg) stride,
+            sstride = in(reg) scale_stride * 2,
+            op = in(reg) out.as_mut_ptr(),
+            z = in(reg) 0u32,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// One word of a Q8 key against the query pairs in `s{a}`, `s{b}`: loads
+/// the word at `[{kp}, #off]`, unpacks it (SXTB16, SXTB16 ROR 8) and
+/// multiply-adds both halves (the first word starts the sum with SMUAD).
+macro_rules! key_word {
+    (first, $a:literal, $b:literal) => {
+        concat!(
+            "vmov {x02}, {x13}, s",
+            $a,
+            ", s",
+            $b,
+            "\n",
+            "ldr {w}, [{kp}]\n",
+            "sxtb16 {t}, {w}\n",
+            "smuad {acc}, {t}, {x02}\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {acc}, {t}, {x13}, {acc}\n",
+        )
+    };
+    ($off:literal, $a:literal, $b:literal) => {
+        concat!(
+            "vmov {x02}, {x13}, s",
+            $a,
+            ", s",
+            $b,
+            "\n",
+            "ldr {w}, [{kp}, #",
+            $off,
+            "]\n",
+            "sxtb16 {t}, {w}\n",
+            "smlad {acc}, {t}, {x02}, {acc}\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {acc}, {t}, {x13}, {acc}\n",
+        )
+    };
+}
+
+/// The scores loop of a Q8 head of 8 or 16 values inside one key group:
+/// `scores[p] = ((Σ q·k_p) as f32 · s_p) · c` with the integer dot product
+/// of the query's SXTB16 pairs (`pairs`, two words per four values) and
+/// the key at `keys[p · stride..]`, `s_p` the f16 scale at
+/// `scales[p · scale_stride]` (halves); returns the largest score (−∞ if
+/// none is larger). The query pairs wait in s4..s11 and move to core
+/// registers two at a time (VMOV); the maximum is a VCMP and a conditional
+/// VMOV. Returns None (nothing done) where it does not apply.
+pub fn q8_scores(
+    pairs: &[u32],
+    keys: &[i8],
+    stride: usize,
+    scales: &[u16],
+    scale_stride: usize,
+    c: f32,
+    scores: &mut [f32],
+) -> Option<f32> {
+    let n = scores.len();
+    let hd = pairs.len() * 2;
+    if n == 0
+        || !(hd == 8 || hd == 16)
+        || keys.len() < (n - 1).saturating_mul(stride).saturating_add(hd)
+        || scales.len() < (n - 1).saturating_mul(scale_stride).saturating_add(1)
+    {
+        return None;
+    }
+    // The pairs (s4..s11), then `c` (s3) and −∞ (s0).
+    let mut q = [0u32; 10];
+    for (d, s) in q.iter_mut().zip(pairs) {
+        *d = *s;
+    }
+    q[8] = c.to_bits();
+    q[9] = f32::NEG_INFINITY.to_bits();
+    let max: u32;
+    macro_rules! run {
+        ($($word:expr),*) => {
+            // SAFETY: rows `p < n` have their `hd` keys and their scale
+            // inside the slices (checked above; LDR allows unaligned words);
+            // `scores` has `n` entries. Only declared registers are written.
+            unsafe {
+                asm!(
+                    "vldmia {x02}, {{s4-s11}}",
+                    "vldr s3, [{x02}, #32]",
+                    "vldr s0, [{x02}, #36]",
+                    "2:",
+                    "ldrh {t}, [{sp}]",
+                    "add {sp}, {sp}, {sstride}",
+                    "vmov s1, {t}",
+                    "vcvtb.f32.f16 s1, s1",
+                    $($word,)*
+                    "add {kp}, {kp}, {stride}",
+                    "vmov s2, {acc}",
+                    "vcvt.f32.s32 s2, s2",
+                    "vmul.f32 s2, s2, s1",
+                    "vmul.f32 s2, s2, s3",
+                    "vstmia {op}!, {{s2}}",
+                    "vcmp.f32 s2, s0",
+                    "vmrs APSR_nzcv, fpscr",
+                    "it gt",
+                    "vmovgt.f32 s0, s2",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vmov {acc}, s0",
+                    kp = inout(reg) keys.as_ptr() => _,
+                    sp = inout(reg) scales.as_ptr() => _,
+                    op = inout(reg) scores.as_mut_ptr() => _,
+                    n = inout(reg) n => _,
+                    stride = in(reg) stride,
+                    sstride = in(reg) scale_stride * 2,
+                    acc = out(reg) max,
+                    t = out(reg) _,
+                    w = out(reg) _,
+                    x02 = inout(reg) q.as_ptr() => _,
+                    x13 = out(reg) _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if hd == 8 {
+        run!(key_word!(first, "4", "5"), key_word!("4", "6", "7"));
+    } else {
+        run!(
+            key_word!(first, "4", "5"),
+            key_word!("4", "6", "7"),
+            key_word!("8", "8", "9"),
+            key_word!("12", "10", "11")
+        );
+    }
+    Some(f32::from_bits(max))
+}

@@ -13,7 +13,7 @@ mod groups;
 pub(super) mod rows;
 
 #[cfg(thinkling_arm_fp16)]
-pub use attention::attend_head_f16;
+pub use attention::{attend_head_f16, q8_scores, q8_values8};
 
 /// `acc + Σ w_i · x_i` of four int8 pairs packed little-endian in `w`, `x`.
 /// Products are at most 128 · 128, so the dual 16-bit multiply-adds never
@@ -102,7 +102,6 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
 
 /// `acc + Σ w_i · x_i` of four int8 weights packed in `w` and their
 /// activations as SXTB16 pairs (`x02` elements 0 and 2, `x13` 1 and 3).
-#[cfg(thinkling_arm_fp16)]
 #[inline(always)]
 fn smlad_pairs(acc: i32, w: u32, x02: u32, x13: u32) -> i32 {
     let out: i32;
@@ -141,4 +140,31 @@ pub fn dot_i8_pairs_tail(w: &[u8], pairs: &[u32], xq: &[i8]) -> i32 {
         acc += (*a as i8 as i32) * (*b as i32);
     }
     acc
+}
+
+/// Exact `Σ k·q` of int8 keys and a query given as SXTB16 pairs (`pairs`,
+/// two words per four elements) and as int8 (`q`, for the last one to
+/// three elements): each key word is unpacked twice (SXTB16, SXTB16 ROR 8)
+/// and multiply-added against the pairs by two SMLADs.
+#[inline(always)]
+pub fn dot_i8_pairs(k: &[i8], pairs: &[u32], q: &[i8]) -> i32 {
+    let n = k.len().min(q.len());
+    let words = n / 4;
+    let mut acc = 0i32;
+    for (kw, p) in k.chunks_exact(4).take(words).zip(pairs.chunks_exact(2)) {
+        if let [x02, x13] = p {
+            acc = smlad_pairs(acc, word_i8(kw), *x02, *x13);
+        }
+    }
+    for (a, b) in k.iter().zip(q).take(n).skip(words * 4) {
+        acc += (*a as i32) * (*b as i32);
+    }
+    acc
+}
+
+/// `acc + Σ k_i · q_i` of the four int8 keys `k` and a query word's SXTB16
+/// pairs.
+#[inline(always)]
+pub fn smlad_word(acc: i32, k: &[i8], x02: u32, x13: u32) -> i32 {
+    smlad_pairs(acc, word_i8(k), x02, x13)
 }

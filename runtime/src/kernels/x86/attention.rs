@@ -37,19 +37,6 @@ impl KvElem for u16 {
     }
 }
 
-impl KvElem for i8 {
-    /// `q · scale`: exact int8 → f32 conversion, one rounded product, as
-    /// the portable code dequantizes.
-    #[inline(always)]
-    unsafe fn load8(p: *const i8, scale: f32) -> __m256 {
-        let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i));
-        _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(scale))
-    }
-    fn usable() -> bool {
-        avx2()
-    }
-}
-
 /// The cached rows' group scales as the kernels read them: one per group of
 /// `T::GROUP` values of each row (none for the float caches).
 #[derive(Clone, Copy)]
