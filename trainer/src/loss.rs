@@ -36,14 +36,18 @@ pub struct SpanSum {
     pub tokens: usize,
 }
 
-impl SpanSum {
-    pub fn add(self, o: SpanSum) -> SpanSum {
+impl std::ops::Add for SpanSum {
+    type Output = SpanSum;
+
+    fn add(self, o: SpanSum) -> SpanSum {
         SpanSum {
             nll: self.nll + o.nll,
             tokens: self.tokens + o.tokens,
         }
     }
+}
 
+impl SpanSum {
     /// The mean (NaN if no token).
     pub fn mean(self) -> f32 {
         if self.tokens == 0 {

@@ -87,8 +87,8 @@ pub fn gradients(
             }
         }
         out.loss += r.loss;
-        out.think = out.think.add(r.think);
-        out.answer = out.answer.add(r.answer);
+        out.think = out.think + r.think;
+        out.answer = out.answer + r.answer;
         out.tokens += r.tokens;
         if let (Some((aux, usage)), Some((raux, rusage))) = (out.moe.as_mut(), r.moe) {
             *aux += raux;
