@@ -263,6 +263,7 @@ pub const DISTRACTORS: &[T] = &[
     T("{S} cousin has {e} {Y}.", H),
     T("{N}'s cat is {d} years old.", H),
     T("The walk home takes {e} minutes.", H),
+    T("{S} aunt is {d} years old.", H),
 ];
 
 const GAIN_SELF: &[T] = &[
