@@ -243,10 +243,4 @@ impl<'t> Batcher<'t> {
         let (_, pool) = self.cached.as_ref().expect("filled above");
         Ok(&pool[(step % POOL_BATCHES) as usize])
     }
-
-    pub fn batch(&mut self, step: u64, device: &Device) -> Result<Batch> {
-        let seqs = self.sequences(step)?;
-        let refs: Vec<&Sequence> = seqs.iter().collect();
-        make_batch(&refs, device)
-    }
 }

@@ -12,7 +12,7 @@
 use crate::data::{make_batch, Sequence};
 use crate::loss::{dual_loss_over, SpanSum};
 use crate::model::{Dropout, Params, Transformer};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::backprop::GradStore;
 use candle_core::Device;
 
@@ -40,15 +40,6 @@ pub struct StepSettings {
     pub moe_aux_weight: f64,
 }
 
-struct ShardResult {
-    grads: GradStore,
-    loss: f32,
-    think: SpanSum,
-    answer: SpanSum,
-    tokens: usize,
-    moe: Option<(f32, Vec<Vec<f32>>)>,
-}
-
 /// Forward and backward of training step `step` over `seqs`.
 pub fn gradients(
     model: &Transformer,
@@ -58,23 +49,19 @@ pub fn gradients(
     s: StepSettings,
     device: &Device,
 ) -> Result<StepResult> {
+    if seqs.is_empty() {
+        bail!("training step {step} has no sequences");
+    }
     let total_weight: f32 = seqs.iter().flat_map(|q| q.weights.iter()).sum();
-    let shards = s.shards.clamp(1, seqs.len().max(1));
-    let per = seqs.len().div_ceil(shards);
+    let per = seqs.len().div_ceil(s.shards.clamp(1, seqs.len()));
     let parts: Vec<&[Sequence]> = seqs.chunks(per).collect();
-    let results = run_shards(&parts, &|i, part| {
+    let results = run_shards(&parts, 0, &|i, part| {
         shard(model, part, (total_weight, seqs.len()), step, i, s, device)
     })?;
     let n = results.len() as f32;
     let mut iter = results.into_iter();
-    let first = iter.next().expect("at least one shard");
-    let mut out = StepResult {
-        grads: first.grads,
-        loss: first.loss,
-        think: first.think,
-        answer: first.answer,
-        tokens: first.tokens,
-        moe: first.moe,
+    let Some(mut out) = iter.next() else {
+        bail!("training step {step} ran no shard");
     };
     for r in iter {
         for (_, var) in params.iter() {
@@ -108,28 +95,27 @@ pub fn gradients(
     Ok(out)
 }
 
-/// Runs `f` on every shard, two at a time side by side; results in shard order.
-fn run_shards<F>(parts: &[&[Sequence]], f: &F) -> Result<Vec<ShardResult>>
+/// Runs `f(index, part)` on every shard, halving the list across the pool
+/// with `rayon::join`; results in shard order. `first` is the index of
+/// `parts[0]`.
+fn run_shards<F>(parts: &[&[Sequence]], first: usize, f: &F) -> Result<Vec<StepResult>>
 where
-    F: Fn(usize, &[Sequence]) -> Result<ShardResult> + Sync,
+    F: Fn(usize, &[Sequence]) -> Result<StepResult> + Sync,
 {
-    fn go<F>(parts: &[&[Sequence]], first: usize, f: &F) -> Result<Vec<ShardResult>>
-    where
-        F: Fn(usize, &[Sequence]) -> Result<ShardResult> + Sync,
-    {
-        match parts.len() {
-            0 => Ok(Vec::new()),
-            1 => Ok(vec![f(first, parts[0])?]),
-            n => {
-                let (a, b) = parts.split_at(n / 2);
-                let (ra, rb) = rayon::join(|| go(a, first, f), || go(b, first + n / 2, f));
-                let mut ra = ra?;
-                ra.extend(rb?);
-                Ok(ra)
-            }
+    match parts.len() {
+        0 => Ok(Vec::new()),
+        1 => Ok(vec![f(first, parts[0])?]),
+        n => {
+            let (a, b) = parts.split_at(n / 2);
+            let (ra, rb) = rayon::join(
+                || run_shards(a, first, f),
+                || run_shards(b, first + n / 2, f),
+            );
+            let mut ra = ra?;
+            ra.extend(rb?);
+            Ok(ra)
         }
     }
-    go(parts, 0, f)
 }
 
 fn shard(
@@ -140,7 +126,7 @@ fn shard(
     index: usize,
     s: StepSettings,
     device: &Device,
-) -> Result<ShardResult> {
+) -> Result<StepResult> {
     let refs: Vec<&Sequence> = seqs.iter().collect();
     let batch = make_batch(&refs, device)?;
     let mut dropout = Dropout::for_shard(s.dropout, s.seed, step, index);
@@ -170,7 +156,7 @@ fn shard(
         }
     }
     let grads = objective.backward()?;
-    Ok(ShardResult {
+    Ok(StepResult {
         grads,
         loss: parts.loss.to_scalar::<f32>()?,
         think: parts.think_sum,

@@ -329,23 +329,17 @@ fn sharded_gradients_equal_the_whole_batch_gradient() {
     );
     assert_eq!(one.tokens, three.tokens);
     assert_eq!(one.think.tokens, three.think.tokens);
+    let grad = |r: &trainer::step::StepResult, var| -> Vec<f32> {
+        r.grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
     for (name, var) in params.iter() {
-        let a: Vec<f32> = one
-            .grads
-            .get(var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let b: Vec<f32> = three
-            .grads
-            .get(var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let (a, b) = (grad(&one, var), grad(&three, var));
         let scale = a.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
         let diff = a
             .iter()
