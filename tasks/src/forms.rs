@@ -186,6 +186,21 @@ pub const MUL: &[Phrasing] = &[
     cmd("Count {b} lots of {a}"),
     expr("the result from multiplying {a} by {b}"),
     cmd("Starting from {a}, multiply by {b}"),
+    // `groups of`, `bags of`, `boxes of` with the big number first as well as
+    // second: without them every trained `{a} ... groups of {b}` was a
+    // division (`{a} in groups of {b}`), and the model read the held-out
+    // `{a} groups of {b}` as one.
+    expr("{a} equal groups of {b}"),
+    expr("{b} bags of {a}"),
+    expr("{a} bags of {b}"),
+    expr("{a} boxes of {b}"),
+    expr("{b} boxes of {a}"),
+    // The digit first after `by` and in `product of`: the restatement must
+    // swap the numbers into the canonical order.
+    cmd("Times {b} by {a}"),
+    cmd("Find the result of multiplying {b} by {a}"),
+    cmd("Find the product of {b} and {a}"),
+    expr("the result from multiplying {b} by {a}"),
     // Held out in both orders, as the twins of held-out forms that differ
     // only in the order of the numbers (see `held_out_templates`).
     held(expr("{a} groups of {b}")),
