@@ -140,6 +140,12 @@ fn q8_rows_dsp(
     // Read only when there is a short last group.
     let tail_sx = xs.get(whole).copied().unwrap_or(0.0);
     let (x, xsp, n16) = (pairs.as_ptr(), xs.as_ptr(), group / 16);
+    if n16 == 2 && whole > 0 {
+        // SAFETY: as below; row `r` starts `r · cols` bytes into `data` and
+        // its scales `r · gpr` scales into the table.
+        unsafe { q8_rows32(out, data, cols, scales, o, whole, gpr) };
+        return true;
+    }
     // SAFETY: `data` holds every row and the scale table covers them
     // (checked above). Each row holds `whole · group` bytes, `pairs` `whole
     // · group / 2` words, each row's scales `whole` scales and `xs` `whole`
@@ -219,4 +225,69 @@ fn q4_rows_dsp(
         });
     }
     true
+}
+
+/// [`q8_rows_dsp`] for groups of 32 and at least one whole group per row:
+/// the whole groups of every pair of rows in one assembly loop
+/// ([`groups::q8_row_pairs32`]), an odd last row on its own, then each
+/// row's short last group added as the portable loop adds it, last.
+///
+/// # Safety
+/// As [`q8_rows_dsp`] checks: `data` holds every row of `cols` bytes, the
+/// scale table `gpr` scales per row, the activations `cols` elements with
+/// their pairs and `gpr` scales; `whole = cols / 32 ≥ 1`.
+unsafe fn q8_rows32(
+    out: &mut [f32],
+    data: &[u8],
+    cols: usize,
+    scales: &RawScales<'_>,
+    o: &Operands<'_>,
+    whole: usize,
+    gpr: usize,
+) {
+    let (x, xsp) = (o.pairs.as_ptr(), o.xs.as_ptr());
+    let ws_row = gpr * scales.width();
+    let pairs = out.len() / 2;
+    if pairs > 0 {
+        groups::q8_row_pairs32(
+            out.as_mut_ptr(),
+            pairs,
+            data.as_ptr(),
+            cols,
+            x,
+            scales.bytes.as_ptr(),
+            ws_row,
+            xsp,
+            whole,
+            scales.half,
+        );
+    }
+    if let Some(last) = out.get_mut(2 * pairs) {
+        let r = 2 * pairs;
+        *last = groups::q8_groups(
+            data.as_ptr().add(r * cols),
+            x,
+            scales.bytes.as_ptr().add(r * ws_row),
+            xsp,
+            whole,
+            2,
+            scales.half,
+        );
+    }
+    let tail = whole * 32;
+    if tail < cols {
+        let (Some(tail_x), Some(tail_pairs)) = (o.xq.get(tail..cols), o.pairs.get(tail / 2..))
+        else {
+            return;
+        };
+        let tail_sx = o.xs.get(whole).copied().unwrap_or(0.0);
+        let (mut w, mut ws) = (data.as_ptr(), scales.bytes.as_ptr());
+        for acc in out.iter_mut() {
+            let row_tail = core::slice::from_raw_parts(w.add(tail), cols - tail);
+            let isum = super::dot_i8_pairs_tail(row_tail, tail_pairs, tail_x);
+            *acc += isum as f32 * (scales.get(ws, whole) * tail_sx);
+            w = w.add(cols);
+            ws = ws.add(ws_row);
+        }
+    }
 }
