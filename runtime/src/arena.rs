@@ -80,13 +80,19 @@ pub(crate) struct Layout {
     pub kv_dim: usize,
     pub hidden: usize,
     pub context: usize,
+    /// Attention scores before the logits: `context`, and where the Q8
+    /// cache's attention takes two query heads of a kv head together
+    /// (`2 · context` scores, which run on into the logits) as many more
+    /// as the logits are short of `context`.
+    pub att: usize,
     pub vocab: usize,
     pub experts: usize,
     pub act: usize, // max(dim, hidden): longest matvec input
 }
 
 impl Layout {
-    pub fn new(c: &ModelConfig, context: usize) -> Self {
+    pub fn new(c: &ModelConfig, context: usize, kv: crate::kv_cache::KvDType) -> Self {
+        let shared = kv == crate::kv_cache::KvDType::Q8 && c.n_heads >= 2 * c.n_kv_heads.max(1);
         let dim = c.dim as usize;
         let hidden = c.hidden_dim as usize;
         let kv_dim = c.kv_dim() as usize;
@@ -102,6 +108,11 @@ impl Layout {
             kv_dim,
             hidden,
             context,
+            att: if shared {
+                context.saturating_add(context.saturating_sub(c.vocab_size as usize))
+            } else {
+                context
+            },
             vocab: c.vocab_size as usize,
             experts: c.moe.map_or(0, |m| m.n_experts as usize),
             act: dim.max(hidden),
@@ -190,10 +201,13 @@ pub(crate) struct Buffers<'m> {
     pub rope_sin: &'m mut [f32],
     /// One token's activations (decoding, prefill).
     pub one: Rows<'m>,
-    /// Attention scores of one head `[context]`.
-    pub att: &'m mut [f32],
-    /// Logits of the last token `[vocab]` (probabilities after sampling).
-    pub logits: &'m mut [f32],
+    /// Attention scores (`att_len`), then the logits of the last token
+    /// `[vocab]` (probabilities after sampling). A pass attends before it
+    /// computes the logits, so the scores may run on into them: the Q8
+    /// cache takes two query heads of a kv head at a time, `[context][2]`
+    /// scores; one head takes `[context]`.
+    pub att_logits: &'m mut [f32],
+    pub att_len: usize,
     /// Router logits of a mixture-of-experts layer `[n_experts]`.
     pub router: &'m mut [f32],
     /// Sampler candidates (top-k / top-p sort) `[vocab]`.
@@ -206,6 +220,13 @@ pub(crate) struct Buffers<'m> {
     /// Logits rows of a batched pass, or the draft's distributions
     /// `[logit_rows][vocab]`.
     pub batch_logits: &'m mut [f32],
+}
+
+impl Buffers<'_> {
+    /// The logits of the last token.
+    pub fn logits(&self) -> &[f32] {
+        self.att_logits.get(self.att_len..).unwrap_or_default()
+    }
 }
 
 impl<'m> Buffers<'m> {
@@ -221,8 +242,8 @@ impl<'m> Buffers<'m> {
             rope_cos: c.take(l.rope)?,
             rope_sin: c.take(l.rope)?,
             one: Rows::carve(c, l, 1)?,
-            att: c.take(l.context)?,
-            logits: c.take(l.vocab)?,
+            att_logits: c.take(l.att.saturating_add(l.vocab))?,
+            att_len: l.att,
             router: c.take(l.experts)?,
             candidates: c.take(l.vocab)?,
             tokens: c.take(l.context)?,

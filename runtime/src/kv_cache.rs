@@ -124,7 +124,9 @@ impl KvCache<'_> {
         Ok(())
     }
 
-    /// Attention of `q` over the cached `rows` (elements) into `out`.
+    /// Attention of `q` over the cached `rows` (elements) into `out`;
+    /// `scores` is scratch, one entry per cached position (two for the Q8
+    /// cache where query heads share a kv head, if it has them).
     pub fn attend(
         &self,
         heads: &Heads,
@@ -133,12 +135,13 @@ impl KvCache<'_> {
         scores: &mut [f32],
         rows: core::ops::Range<usize>,
     ) -> Result<(), SessionError> {
+        let n = rows.len() / heads.kv_dim.max(1);
         match self {
             KvCache::F32 { k, v } => attend(
                 heads,
                 q,
                 out,
-                scores,
+                scores.get_mut(..n).ok_or(OUTSIDE)?,
                 (k.get(rows.clone()), v.get(rows)),
                 (Some(&[]), Some(&[])),
             ),
@@ -146,7 +149,7 @@ impl KvCache<'_> {
                 heads,
                 q,
                 out,
-                scores,
+                scores.get_mut(..n).ok_or(OUTSIDE)?,
                 (k.get(rows.clone()), v.get(rows)),
                 (Some(&[]), Some(&[])),
             ),
@@ -162,7 +165,7 @@ impl KvCache<'_> {
                 ) else {
                     return Err(OUTSIDE);
                 };
-                kernels::nn::attend_q8(heads, q, out, scores, (k, v), (ks, vs));
+                kernels::nn::attend_q8(heads, q, out, scores, n, (k, v), (ks, vs));
                 Ok(())
             }
         }

@@ -10,7 +10,11 @@
 //! scratch  = 4 · ( context · head_dim            RoPE cos and sin tables
 //!                + 4 · dim + 2 · kv_dim          x, xb, xb2, q, k, v
 //!                + 2 · hidden                    SwiGLU gate and up
-//!                + context                       attention scores (one head at a time)
+//!                + context + a                   attention scores (a q8 cache with 2+
+//!                                                 query heads per kv head takes two at a
+//!                                                 time, 2 · context scores that run on
+//!                                                 into the logits: a = max(0, context −
+//!                                                 vocab) there, else 0)
 //!                + vocab                         logits (then probabilities)
 //!                + n_experts                     router logits (MoE only)
 //!                + 2 · max(dim, hidden)          activation group scales and sums
@@ -66,7 +70,7 @@ pub(crate) fn plan_rows(
     batch: usize,
     logit_rows: usize,
 ) -> MemoryPlan {
-    let l = Layout::new(config, context);
+    let l = Layout::new(config, context, kv);
     let mut cache = Measure::default();
     let _ = carve_cache(&mut cache, &l, kv);
     let mut scratch = Measure::default();

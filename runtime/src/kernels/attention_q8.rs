@@ -180,6 +180,145 @@ fn in_one_group(first: usize, n: usize) -> bool {
     n == 0 || first / Q8_GROUP == (first + n - 1) / Q8_GROUP
 }
 
+/// A query head of at most 16 elements quantized as [`QueryI8::new`] does,
+/// written as its SXTB16 pairs into `pairs`; returns its scale.
+#[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+fn query_pairs(x: &[f32], pairs: &mut [u32]) -> f32 {
+    let x = x.get(..16).unwrap_or(x);
+    let scale = abs_max(x) / crate::quant::Q8_MAX;
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let mut q = [0i8; 16];
+    for (o, v) in q.iter_mut().zip(x) {
+        *o = round_q8(v * inv);
+    }
+    super::activations::fill_pairs(q.get(..x.len()).unwrap_or(&[]), pairs);
+    scale
+}
+
+/// Whether head `h` over `n` cached positions reads inside its slices and
+/// writes inside `out`.
+fn fits(h: &Head<'_, i8>, out: &[f32], n: usize) -> bool {
+    let (hd, kv_dim, off) = (h.q.len(), h.kv_dim, h.off);
+    let groups = kv_dim.div_ceil(Q8_GROUP);
+    let rows = n.saturating_mul(kv_dim);
+    hd <= MAX_HD
+        && off + hd <= kv_dim
+        && out.len() >= hd
+        && h.keys.len() >= rows
+        && h.values.len() >= rows
+        && h.key_scales.len() >= n.saturating_mul(groups)
+        && h.value_scales.len() >= n.saturating_mul(groups)
+}
+
+/// Two query heads of one kv head (the same cached rows and `off`), each
+/// with [`attend_head_q8`]'s result bit for bit; `scores` holds two entries
+/// per cached position. On Armv7E-M with its FPU, heads of 8 or 16 values
+/// inside one group run together: the keys and values are loaded,
+/// unpacked and converted once for both.
+pub(crate) fn attend_pair_q8(
+    h: [&Head<'_, i8>; 2],
+    out0: &mut [f32],
+    out1: &mut [f32],
+    scores: &mut [f32],
+) {
+    #[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+    if pair_native(h, out0, out1, scores) {
+        return;
+    }
+    let n = scores.len() / 2;
+    let one = scores.get_mut(..n).unwrap_or(&mut []);
+    attend_head_q8(h[0], out0, one);
+    attend_head_q8(h[1], out1, one);
+}
+
+/// [`attend_pair_q8`] with the Armv7E-M loops of two heads; false (nothing
+/// written but scratch) where they do not apply.
+#[cfg(all(target_arch = "arm", thinkling_arm_fp16))]
+fn pair_native(
+    [h0, h1]: [&Head<'_, i8>; 2],
+    out0: &mut [f32],
+    out1: &mut [f32],
+    scores: &mut [f32],
+) -> bool {
+    let (hd, n, kv_dim, off) = (h0.q.len(), scores.len() / 2, h0.kv_dim, h0.off);
+    let shape = (hd == 8 || hd == 16)
+        && h1.q.len() == hd
+        && h1.off == off
+        && h1.kv_dim == kv_dim
+        && in_one_group(off, hd)
+        && kv_dim.is_multiple_of(4)
+        && (h0.values.as_ptr() as usize + off).is_multiple_of(4);
+    if !shape || n == 0 || !fits(h0, out0, n) || !fits(h1, out1, n) {
+        return false;
+    }
+    let Some(scores) = scores.get_mut(..2 * n) else {
+        return false;
+    };
+    let (groups, g) = (kv_dim.div_ceil(Q8_GROUP), off / Q8_GROUP);
+    // Both queries as [`QueryI8::new`] quantizes them, in 16-element
+    // buffers: two full-size ones would cost the stack 1.5 KiB.
+    let mut pairs = [0u32; 16];
+    let (first, second) = pairs.split_at_mut(hd / 2);
+    let c = [
+        query_pairs(h0.q, first) * h0.scale * LOG2_E,
+        query_pairs(h1.q, second) * h1.scale * LOG2_E,
+    ];
+    let Some([m0, m1]) = super::arm::q8_scores2(
+        pairs.get(..hd).unwrap_or(&[]),
+        h0.keys.get(off..).unwrap_or(&[]),
+        kv_dim,
+        h0.key_scales.get(g..).unwrap_or(&[]),
+        groups,
+        c,
+        scores,
+    ) else {
+        return false;
+    };
+    let (mut s0, mut s1) = (0f32, 0f32);
+    for p in scores.chunks_exact_mut(2) {
+        if let [a, b] = p {
+            let e = exp2(*a - m0);
+            *a = e;
+            s0 += e;
+            let e = exp2(*b - m1);
+            *b = e;
+            s1 += e;
+        }
+    }
+    let inv0 = if s0 > 0.0 { 1.0 / s0 } else { 0.0 };
+    let inv1 = if s1 > 0.0 { 1.0 / s1 } else { 0.0 };
+    for lane0 in 0..hd / LANES {
+        let (base, at) = (off + lane0 * LANES, lane0 * LANES..(lane0 + 1) * LANES);
+        let (Some(o0), Some(o1)) = (out0.get_mut(at.clone()), out1.get_mut(at)) else {
+            break;
+        };
+        let done = super::arm::q8_values8x2(
+            scores,
+            h0.values.get(base..).unwrap_or(&[]),
+            kv_dim,
+            h0.value_scales.get(g..).unwrap_or(&[]),
+            groups,
+            o0,
+            o1,
+        );
+        if !done {
+            // Unreachable (its conditions are checked above); the heads
+            // one at a time compute the same results from scratch.
+            let one = scores.get_mut(..n).unwrap_or(&mut []);
+            attend_head_q8(h0, out0, one);
+            attend_head_q8(h1, out1, one);
+            return true;
+        }
+        for o in o0.iter_mut() {
+            *o *= inv0;
+        }
+        for o in o1.iter_mut() {
+            *o *= inv1;
+        }
+    }
+    true
+}
+
 /// One attention head over the Q8 cache (module docs); `scores` (one per
 /// cached position) is scratch and ends holding the unnormalized weights.
 /// Rows or scales missing from the slices (the caller checks they are
@@ -187,15 +326,7 @@ fn in_one_group(first: usize, n: usize) -> bool {
 pub(crate) fn attend_head_q8(h: &Head<'_, i8>, out: &mut [f32], scores: &mut [f32]) {
     let (hd, n, kv_dim, off) = (h.q.len(), scores.len(), h.kv_dim, h.off);
     let groups = kv_dim.div_ceil(Q8_GROUP);
-    let rows = n.saturating_mul(kv_dim);
-    let fits = hd <= MAX_HD
-        && off + hd <= kv_dim
-        && out.len() >= hd
-        && h.keys.len() >= rows
-        && h.values.len() >= rows
-        && h.key_scales.len() >= n.saturating_mul(groups)
-        && h.value_scales.len() >= n.saturating_mul(groups);
-    if !fits || hd == 0 || n == 0 {
+    if !fits(h, out, n) || hd == 0 || n == 0 {
         for o in out.iter_mut().take(hd) {
             *o = 0.0;
         }

@@ -130,24 +130,51 @@ pub(crate) fn attend<T: CacheElem>(
     );
 }
 
-/// [`attend`] over the Q8 cache.
+/// [`attend`] over the Q8 cache, `n` cached positions. With `2n` scores
+/// of scratch, query heads that share a kv head go two at a time
+/// ([`super::attention_q8::attend_pair_q8`]); each head's result is the
+/// same either way.
 pub(crate) fn attend_q8(
     h: &Heads,
     q: &[f32],
     out: &mut [f32],
     scores: &mut [f32],
+    n: usize,
     (keys, values): (&[i8], &[i8]),
     (key_scales, value_scales): (&[u16], &[u16]),
 ) {
-    each_head(
-        h,
-        q,
-        out,
-        scores,
-        (keys, values),
-        (key_scales, value_scales),
-        super::attend_head_q8,
-    );
+    let head = |qh| Head {
+        q: qh,
+        keys,
+        values,
+        key_scales,
+        value_scales,
+        kv_dim: h.kv_dim,
+        off: 0,
+        scale: h.scale,
+    };
+    let gh = h.group_heads.max(1);
+    let paired = gh >= 2 && scores.len() >= n.saturating_mul(2);
+    let scores = scores.get_mut(..if paired { 2 * n } else { n });
+    let Some(scores) = scores else {
+        return;
+    };
+    let mut heads = q
+        .chunks_exact(h.hd)
+        .zip(out.chunks_exact_mut(h.hd))
+        .enumerate();
+    while let Some((i, (qh, oh))) = heads.next() {
+        let off = (i / gh) * h.hd;
+        let one = Head { off, ..head(qh) };
+        if paired && (i + 1) % gh != 0 {
+            if let Some((_, (qh2, oh2))) = heads.next() {
+                let two = Head { off, ..head(qh2) };
+                super::attention_q8::attend_pair_q8([&one, &two], oh, oh2, scores);
+                continue;
+            }
+        }
+        super::attend_head_q8(&one, oh, scores.get_mut(..n).unwrap_or(&mut []));
+    }
 }
 
 /// Runs `head` for every query head, with its kv head's part of the rows.

@@ -70,6 +70,16 @@ struct Pass<'p, 'm> {
     router: &'p mut [f32],
 }
 
+/// The logits after the attention scratch.
+#[inline]
+fn logits_of(att_logits: &mut [f32], att_len: usize) -> Result<&mut [f32], SessionError> {
+    att_logits
+        .get_mut(att_len..)
+        .ok_or(SessionError::Invariant {
+            what: "logits outside their buffer",
+        })
+}
+
 /// A row buffer's first `n` rows of `width` (an error past its capacity).
 #[inline]
 fn first(b: &mut [f32], n: usize, width: usize) -> Result<&mut [f32], SessionError> {
@@ -110,7 +120,7 @@ impl Session<'_, '_> {
             cache: &mut self.cache,
             rope_cos: buf.rope_cos,
             rope_sin: buf.rope_sin,
-            att: buf.att,
+            att: buf.att_logits,
             router: buf.router,
         };
 
@@ -153,7 +163,13 @@ impl Session<'_, '_> {
                 };
                 kernels::rmsnorm(xb, x, norm, c.norm_eps);
                 rows.acts.quantize_for(xb, s.dim, 1, output)?;
-                matmul(buf.logits, output, xb, &mut rows.acts, 1)?;
+                matmul(
+                    logits_of(buf.att_logits, buf.att_len)?,
+                    output,
+                    xb,
+                    &mut rows.acts,
+                    1,
+                )?;
             }
             Head::All => {
                 let (x, xb) = (first(rows.x, n, s.dim)?, first(rows.xb, n, s.dim)?);
@@ -168,7 +184,7 @@ impl Session<'_, '_> {
                     .ok_or(SessionError::Invariant {
                         what: "last logits row outside the batch region",
                     })?;
-                buf.logits.copy_from_slice(last);
+                logits_of(buf.att_logits, buf.att_len)?.copy_from_slice(last);
             }
         }
         self.pos = base + n;
@@ -227,9 +243,12 @@ impl Pass<'_, '_> {
             .enumerate()
         {
             let pos = self.base + t;
-            let scores = self.att.get_mut(..=pos).ok_or(SessionError::Invariant {
-                what: "position past the attention scores",
-            })?;
+            if self.att.len() <= pos {
+                return Err(SessionError::Invariant {
+                    what: "position past the attention scores",
+                });
+            }
+            let scores = &mut *self.att;
             let cached = layer_base..layer_base + (pos + 1) * kv_dim;
             self.cache.attend(&self.heads, qt, ot, scores, cached)?;
         }

@@ -99,7 +99,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let mut carver = Carver {
             rest: arena.get_mut(skip..).ok_or(too_small)?,
         };
-        let l = Layout::new(&c, context);
+        let l = Layout::new(&c, context, kv);
         let cache = arena::carve_cache(&mut carver, &l, kv).ok_or(too_small)?;
         let buf = Buffers::carve(&mut carver, &l, batch, logit_rows).ok_or(too_small)?;
         fill_rope(
@@ -144,7 +144,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Logits of the last `forward`/`prefill` (probabilities after sampling
     /// with a temperature).
     pub fn logits(&self) -> &[f32] {
-        self.buf.logits
+        self.buf.logits()
     }
 
     /// Tokens at positions `0..pos()`.
@@ -159,7 +159,7 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn forward(&mut self, token: u32) -> Result<&[f32], SessionError> {
         self.check(core::slice::from_ref(&token))?;
         self.run(core::slice::from_ref(&token), Head::Last)?;
-        Ok(self.buf.logits)
+        Ok(self.buf.logits())
     }
 
     /// Runs `tokens` from `pos()` on; returns the logits after the last one.
@@ -173,7 +173,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let head = if i == last { Head::Last } else { Head::None };
             self.run(core::slice::from_ref(t), head)?;
         }
-        Ok(self.buf.logits)
+        Ok(self.buf.logits())
     }
 
     /// Tokens one [`Self::forward_batch`] pass can take (0 for [`Self::new`]).
@@ -184,7 +184,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Logits rows of the batch region (the batch capacity, or `k` for
     /// [`Self::draft`]).
     pub fn logit_rows(&self) -> usize {
-        self.buf.batch_logits.len() / self.buf.logits.len().max(1)
+        self.buf.batch_logits.len() / self.buf.logits().len().max(1)
     }
 
     /// Runs `tokens` from `pos()` on in one pass and returns the logits after
@@ -203,7 +203,7 @@ impl<'m, 'a> Session<'m, 'a> {
         }
         self.check(tokens)?;
         self.run(tokens, Head::All)?;
-        let rows = tokens.len() * self.buf.logits.len();
+        let rows = tokens.len() * self.buf.logits().len();
         self.buf
             .batch_logits
             .get_mut(..rows)
@@ -220,7 +220,7 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// Copies the current logits into batch row `row`.
     pub(crate) fn logits_to_batch_row(&mut self, row: usize) -> Result<(), SessionError> {
-        let vocab = self.buf.logits.len();
+        let vocab = self.buf.logits().len();
         let r = self
             .buf
             .batch_logits
@@ -228,7 +228,8 @@ impl<'m, 'a> Session<'m, 'a> {
             .ok_or(SessionError::Invariant {
                 what: "logits row outside the batch region",
             })?;
-        r.copy_from_slice(self.buf.logits);
+        let logits = self.buf.att_logits.get(self.buf.att_len..);
+        r.copy_from_slice(logits.unwrap_or_default());
         Ok(())
     }
 
@@ -245,7 +246,8 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Samples the next token from the current logits with the session's
     /// candidate buffer.
     pub fn sample(&mut self, sampler: &mut Sampler) -> u32 {
-        sampler.sample(self.buf.logits, self.buf.candidates)
+        let logits = self.buf.att_logits.get_mut(self.buf.att_len..);
+        sampler.sample(logits.unwrap_or_default(), self.buf.candidates)
     }
 
     /// The token buffer (context entries) for callers that encode in place.

@@ -403,3 +403,258 @@ pub fn q8_scores(
     }
     Some(f32::from_bits(max))
 }
+
+/// One word of a Q8 key against two query heads' pairs (`s{a}`, `s{b}` for
+/// the first head, `s{c}`, `s{d}` for the second): the key word is loaded
+/// and unpacked once for both heads.
+macro_rules! key_word2 {
+    ($off:literal, $a:literal, $b:literal, $c:literal, $d:literal, $op:ident) => {
+        concat!(
+            "ldr {w}, [{kp}, #",
+            $off,
+            "]\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            "vmov {x02}, {x13}, s",
+            $a,
+            ", s",
+            $b,
+            "\n",
+            key_word2!(@$op, "{acc0}"),
+            "smlad {acc0}, {w}, {x13}, {acc0}\n",
+            "vmov {x02}, {x13}, s",
+            $c,
+            ", s",
+            $d,
+            "\n",
+            key_word2!(@$op, "{acc1}"),
+            "smlad {acc1}, {w}, {x13}, {acc1}\n",
+        )
+    };
+    (@first, $acc:literal) => {
+        concat!("smuad ", $acc, ", {t}, {x02}\n")
+    };
+    (@next, $acc:literal) => {
+        concat!("smlad ", $acc, ", {t}, {x02}, ", $acc, "\n")
+    };
+}
+
+/// [`q8_scores`] for two query heads of one kv head (grouped-query
+/// attention): each key word is loaded and unpacked and each key scale
+/// loaded and converted once for both. `pairs` holds the first head's
+/// pairs, then the second's; `scores` gets the two heads' scores of a
+/// position side by side (`2 · n` entries); returns both maxima.
+#[allow(clippy::too_many_arguments)]
+pub fn q8_scores2(
+    pairs: &[u32],
+    keys: &[i8],
+    stride: usize,
+    scales: &[u16],
+    scale_stride: usize,
+    c: [f32; 2],
+    scores: &mut [f32],
+) -> Option<[f32; 2]> {
+    let n = scores.len() / 2;
+    let hd = pairs.len();
+    if n == 0
+        || !(hd == 8 || hd == 16)
+        || keys.len() < (n - 1).saturating_mul(stride).saturating_add(hd)
+        || scales.len() < (n - 1).saturating_mul(scale_stride).saturating_add(1)
+    {
+        return None;
+    }
+    // The pairs (s4..s19), then `c` (s26, s27) and −∞ twice (s28, s29).
+    let mut q = [0u32; 20];
+    for (d, s) in q.iter_mut().zip(pairs) {
+        *d = *s;
+    }
+    q[16] = c[0].to_bits();
+    q[17] = c[1].to_bits();
+    q[18] = f32::NEG_INFINITY.to_bits();
+    q[19] = f32::NEG_INFINITY.to_bits();
+    let (max0, max1): (u32, u32);
+    macro_rules! run {
+        ($($word:expr),*) => {
+            // SAFETY: rows `p < n` have their `hd` keys and their scale
+            // inside the slices (checked above; LDR allows unaligned words);
+            // `scores` has `2n` entries. Only declared registers are written.
+            unsafe {
+                asm!(
+                    "vldmia {x02}!, {{s4-s19}}",
+                    "vldmia {x02}, {{s26-s29}}",
+                    "2:",
+                    "ldrh {t}, [{sp}]",
+                    "add {sp}, {sp}, {sstride}",
+                    "vmov s1, {t}",
+                    "vcvtb.f32.f16 s1, s1",
+                    $($word,)*
+                    "add {kp}, {kp}, {stride}",
+                    "vmov s24, s25, {acc0}, {acc1}",
+                    "vcvt.f32.s32 s24, s24",
+                    "vcvt.f32.s32 s25, s25",
+                    "vmul.f32 s24, s24, s1",
+                    "vmul.f32 s25, s25, s1",
+                    "vmul.f32 s24, s24, s26",
+                    "vmul.f32 s25, s25, s27",
+                    "vstmia {op}!, {{s24-s25}}",
+                    "vcmp.f32 s24, s28",
+                    "vmrs APSR_nzcv, fpscr",
+                    "it gt",
+                    "vmovgt.f32 s28, s24",
+                    "vcmp.f32 s25, s29",
+                    "vmrs APSR_nzcv, fpscr",
+                    "it gt",
+                    "vmovgt.f32 s29, s25",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vmov {acc0}, {acc1}, s28, s29",
+                    kp = inout(reg) keys.as_ptr() => _,
+                    sp = inout(reg) scales.as_ptr() => _,
+                    op = inout(reg) scores.as_mut_ptr() => _,
+                    n = inout(reg) n => _,
+                    stride = in(reg) stride,
+                    sstride = in(reg) scale_stride * 2,
+                    acc0 = out(reg) max0,
+                    acc1 = out(reg) max1,
+                    t = out(reg) _,
+                    w = out(reg) _,
+                    x02 = inout(reg) q.as_ptr() => _,
+                    x13 = out(reg) _,
+                    out("s1") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if hd == 8 {
+        run!(
+            key_word2!("0", "4", "5", "8", "9", first),
+            key_word2!("4", "6", "7", "10", "11", next)
+        );
+    } else {
+        run!(
+            key_word2!("0", "4", "5", "12", "13", first),
+            key_word2!("4", "6", "7", "14", "15", next),
+            key_word2!("8", "8", "9", "16", "17", next),
+            key_word2!("12", "10", "11", "18", "19", next)
+        );
+    }
+    Some([f32::from_bits(max0), f32::from_bits(max1)])
+}
+
+/// [`q8_values8`] for two query heads of one kv head: `weights` holds the
+/// two heads' weights of a position side by side, and each position's
+/// eight values are loaded, sign-extended and converted once for both
+/// (`out0` gets the first head's sums, `out1` the second's).
+pub fn q8_values8x2(
+    weights: &[f32],
+    values: &[i8],
+    stride: usize,
+    scales: &[u16],
+    scale_stride: usize,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) -> bool {
+    let n = weights.len() / 2;
+    let aligned = (values.as_ptr() as usize).is_multiple_of(4) && stride.is_multiple_of(4);
+    if n == 0
+        || out0.len() < 8
+        || out1.len() < 8
+        || !aligned
+        || values.len() < (n - 1).saturating_mul(stride).saturating_add(8)
+        || scales.len() < (n - 1).saturating_mul(scale_stride).saturating_add(1)
+    {
+        return false;
+    }
+    // Both heads' sums are stored by one VSTM (a pointer per head would
+    // take a register the loop needs).
+    let mut acc = [0f32; 16];
+    // SAFETY: rows `p < n` have their 8 values and their scale inside the
+    // slices (checked above), word-aligned as LDRD needs; `weights` holds
+    // `2n` entries and `acc` 16. Only the declared registers are written.
+    unsafe {
+        asm!(
+            "movs {t0}, #0",
+            "vmov s0, s1, {t0}, {t0}",
+            "vmov s2, s3, {t0}, {t0}",
+            "vmov s4, s5, {t0}, {t0}",
+            "vmov s6, s7, {t0}, {t0}",
+            "vmov s8, s9, {t0}, {t0}",
+            "vmov s10, s11, {t0}, {t0}",
+            "vmov s12, s13, {t0}, {t0}",
+            "vmov s14, s15, {t0}, {t0}",
+            "2:",
+            "vldmia {ap}!, {{s24-s25}}",
+            "ldrh {t0}, [{sp}]",
+            "add {sp}, {sp}, {sstride}",
+            "vmov s26, {t0}",
+            "vcvtb.f32.f16 s26, s26",
+            "vmul.f32 s24, s24, s26",
+            "vmul.f32 s25, s25, s26",
+            "ldrd {w0}, {w1}, [{vp}]",
+            "add {vp}, {vp}, {stride}",
+            unpack4!("w0", "16", "17", "18", "19"),
+            unpack4!("w1", "20", "21", "22", "23"),
+            "vcvt.f32.s32 s16, s16",
+            "vcvt.f32.s32 s17, s17",
+            "vcvt.f32.s32 s18, s18",
+            "vcvt.f32.s32 s19, s19",
+            "vcvt.f32.s32 s20, s20",
+            "vcvt.f32.s32 s21, s21",
+            "vcvt.f32.s32 s22, s22",
+            "vcvt.f32.s32 s23, s23",
+            "vmla.f32 s0, s24, s16",
+            "vmla.f32 s1, s24, s17",
+            "vmla.f32 s2, s24, s18",
+            "vmla.f32 s3, s24, s19",
+            "vmla.f32 s4, s24, s20",
+            "vmla.f32 s5, s24, s21",
+            "vmla.f32 s6, s24, s22",
+            "vmla.f32 s7, s24, s23",
+            "vmla.f32 s8, s25, s16",
+            "vmla.f32 s9, s25, s17",
+            "vmla.f32 s10, s25, s18",
+            "vmla.f32 s11, s25, s19",
+            "vmla.f32 s12, s25, s20",
+            "vmla.f32 s13, s25, s21",
+            "vmla.f32 s14, s25, s22",
+            "vmla.f32 s15, s25, s23",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vstmia {op}, {{s0-s15}}",
+            ap = inout(reg) weights.as_ptr() => _,
+            vp = inout(reg) values.as_ptr() => _,
+            sp = inout(reg) scales.as_ptr() => _,
+            n = inout(reg) n => _,
+            stride = in(reg) stride,
+            sstride = in(reg) scale_stride * 2,
+            op = in(reg) acc.as_mut_ptr(),
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _,
+            options(nostack),
+        );
+    }
+    let (a0, a1) = acc.split_at(8);
+    for (o, a) in out0.iter_mut().zip(a0) {
+        *o = *a;
+    }
+    for (o, a) in out1.iter_mut().zip(a1) {
+        *o = *a;
+    }
+    true
+}
