@@ -216,6 +216,13 @@ impl<'s> QuantizedActivations<'s> {
             return;
         };
         self.len = len;
+        // Armv7E-M writes the Q8 pairs group by group as it quantizes
+        // (one pass instead of two, in assembly where a group allows).
+        let q8_pairs = PAIRS
+            && pairs == Some(DType::Q8)
+            && group.is_multiple_of(4)
+            && self.pairs.len() >= pair_words(len);
+        let mut pair_groups = self.pairs.chunks_mut((group / 2).max(1));
         for (((xg, qg), s), sum) in xs
             .chunks(group)
             .zip(q.chunks_mut(group))
@@ -225,20 +232,30 @@ impl<'s> QuantizedActivations<'s> {
             let amax = abs_max(xg);
             let scale = amax / crate::quant::Q8_MAX;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            *s = scale;
+            let mut pg = if q8_pairs { pair_groups.next() } else { None };
+            if let Some(pg) = pg.as_deref_mut() {
+                if let Some(total) = quantize_group_pairs(xg, inv, scale, qg, pg) {
+                    *sum = total;
+                    continue;
+                }
+            }
             let mut total = 0i32;
             for (o, v) in qg.iter_mut().zip(xg) {
                 let r = round_q8(v * inv);
                 *o = r;
                 total += r as i32;
             }
-            *s = scale;
             *sum = total;
+            if let Some(pg) = pg {
+                fill_pairs(qg, pg);
+            }
         }
         let q: &[i8] = q;
         // A layout counts as held only once it is filled for all `len`.
         if self.pairs.len() >= pair_words(len) {
             match pairs {
-                Some(DType::Q8) => fill_pairs(q, self.pairs),
+                Some(DType::Q8) if !q8_pairs => fill_pairs(q, self.pairs),
                 Some(DType::Q4) => fill_pairs_q4(q, self.pairs),
                 _ => {}
             }
@@ -263,6 +280,46 @@ impl<'s> QuantizedActivations<'s> {
             }
         }
     }
+}
+
+/// One group quantized with `inv` straight into its int8 values and pairs
+/// by the Armv7E-M loop, with its sum; None (nothing written) where that
+/// loop does not apply: a length not a multiple of 4, or a scale that is
+/// zero, subnormal or not finite (there `x · inv` may pass ±127 and the
+/// clamp of [`round_q8`] matters).
+#[inline(always)]
+#[allow(unused_variables)]
+fn quantize_group_pairs(
+    x: &[f32],
+    inv: f32,
+    scale: f32,
+    q: &mut [i8],
+    pairs: &mut [u32],
+) -> Option<i32> {
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+    {
+        let quads = x.len() / 4;
+        let fits = x.len().is_multiple_of(4)
+            && quads > 0
+            && q.len() >= x.len()
+            && pairs.len() >= 2 * quads
+            && (f32::MIN_POSITIVE..=f32::MAX).contains(&scale);
+        if fits {
+            // SAFETY: `x` and `q` hold `4 · quads` elements and `pairs`
+            // `2 · quads` words (checked above); a normal finite scale
+            // keeps every `|x · inv|` within a few ulps of 127.
+            return Some(unsafe {
+                super::arm::quantize_q8_pairs(
+                    x.as_ptr(),
+                    inv,
+                    q.as_mut_ptr(),
+                    pairs.as_mut_ptr(),
+                    quads,
+                )
+            });
+        }
+    }
+    None
 }
 
 /// Whether this target's Q8/Q4 kernels read [`QuantizedActivations`]'s

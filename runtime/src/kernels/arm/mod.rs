@@ -168,3 +168,94 @@ pub fn dot_i8_pairs(k: &[i8], pairs: &[u32], q: &[i8]) -> i32 {
 pub fn smlad_word(acc: i32, k: &[i8], x02: u32, x13: u32) -> i32 {
     smlad_pairs(acc, word_i8(k), x02, x13)
 }
+
+/// One element's `round_q8` from `{m}` = `trunc(2y)` (VCVT to fixed point
+/// with one fraction bit, toward zero): `(m + 1) >> 1` for `m ≥ 0` and
+/// `m >> 1` below (arithmetic), which is `y` rounded half away from zero.
+#[cfg(thinkling_arm_fp16)]
+macro_rules! round_half {
+    ($m:literal) => {
+        concat!(
+            "add {t}, {",
+            $m,
+            "}, #1\n",
+            "add {",
+            $m,
+            "}, {t}, {",
+            $m,
+            "}, asr #31\n",
+        )
+    };
+}
+
+/// A group of `4 · quads` activations quantized with `inv` (the reciprocal
+/// of a normal, finite scale, so every `|x · inv|` is at most 127 and a
+/// few ulps): the int8 values into `q`, their SXTB16 pairs into `pairs`
+/// (as [`crate::kernels::activations`] lays them out) and their sum
+/// returned, the same values as `round_q8(x · inv)` element by element.
+/// Per four elements: one VLDM, four VMUL and four VCVT to fixed point,
+/// two VMOV, two integer instructions per element to round, and two
+/// PKHBT that take the halving of elements 2 and 3 for free (their top
+/// halves are bits 16..1).
+///
+/// # Safety
+/// `x` points at `4 · quads` f32s, `q` at as many writable bytes, `pairs`
+/// at `2 · quads` writable, word-aligned words; `quads ≥ 1`.
+#[cfg(thinkling_arm_fp16)]
+#[inline(always)]
+pub unsafe fn quantize_q8_pairs(
+    x: *const f32,
+    inv: f32,
+    q: *mut i8,
+    pairs: *mut u32,
+    quads: usize,
+) -> i32 {
+    let sum: i32;
+    asm!(
+        "vmov s8, {t}",
+        "movs {sum}, #0",
+        "2:",
+        "vldmia {xp}!, {{s0-s3}}",
+        "vmul.f32 s0, s0, s8",
+        "vmul.f32 s1, s1, s8",
+        "vmul.f32 s2, s2, s8",
+        "vmul.f32 s3, s3, s8",
+        "vcvt.s32.f32 s0, s0, #1",
+        "vcvt.s32.f32 s1, s1, #1",
+        "vcvt.s32.f32 s2, s2, #1",
+        "vcvt.s32.f32 s3, s3, #1",
+        "vmov {m0}, {m1}, s0, s1",
+        "vmov {m2}, {m3}, s2, s3",
+        round_half!("m0"),
+        round_half!("m1"),
+        round_half!("m2"),
+        round_half!("m3"),
+        "asr {m0}, {m0}, #1",
+        "asr {m1}, {m1}, #1",
+        "pkhbt {m0}, {m0}, {m2}, lsl #15",
+        "pkhbt {m1}, {m1}, {m3}, lsl #15",
+        "strd {m0}, {m1}, [{pp}], #8",
+        "smlad {sum}, {m0}, {ones}, {sum}",
+        "smlad {sum}, {m1}, {ones}, {sum}",
+        "and {m0}, {m0}, #0x00FF00FF",
+        "and {m1}, {m1}, #0x00FF00FF",
+        "orr {m0}, {m0}, {m1}, lsl #8",
+        "str {m0}, [{qp}], #4",
+        "subs {n}, {n}, #1",
+        "bne 2b",
+        t = inout(reg) inv.to_bits() => _,
+        sum = out(reg) sum,
+        xp = inout(reg) x => _,
+        qp = inout(reg) q => _,
+        pp = inout(reg) pairs => _,
+        n = inout(reg) quads => _,
+        ones = in(reg) 0x0001_0001u32,
+        m0 = out(reg) _,
+        m1 = out(reg) _,
+        m2 = out(reg) _,
+        m3 = out(reg) _,
+        out("s0") _, out("s1") _, out("s2") _, out("s3") _, out("s8") _,
+        options(nostack),
+    );
+    sum
+}
