@@ -4,7 +4,7 @@
 
 use crate::error::SessionError;
 use crate::kernels;
-use crate::kernels::activations::{abs_max, round_q8};
+use crate::kernels::activations::{abs_max, round_q8, round_q8_pairs};
 use crate::kernels::nn::{CacheElem, Heads};
 
 pub use crate::kernels::nn::Q8_GROUP;
@@ -200,9 +200,15 @@ pub(crate) fn quantize_q8(x: &[f32], q: &mut [i8], scales: &mut [u16]) {
         .zip(q.chunks_mut(Q8_GROUP))
         .zip(scales.iter_mut())
     {
-        *s = q8_scale(abs_max(xg));
+        let amax = abs_max(xg);
+        *s = q8_scale(amax);
         let scale = kernels::f16_bits_to_f32(*s);
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        // The pairs are the Q8 loop's by-product, not kept.
+        let mut pairs = [0u32; Q8_GROUP / 2];
+        if round_q8_pairs(xg, amax, inv, qg, &mut pairs) {
+            continue;
+        }
         for (o, v) in qg.iter_mut().zip(xg) {
             *o = round_q8(v * inv);
         }

@@ -322,6 +322,47 @@ fn quantize_group_pairs(
     None
 }
 
+/// `round_q8(v · inv)` of every element of `x` (at most 32, a multiple of
+/// 4) into `q` and their SXTB16 pairs into `pairs`, by the Armv7E-M loop
+/// of the Q8 products; false (nothing written) where it does not apply.
+/// `amax` is `abs_max(x)`: below `127.5 / inv` every `v · inv` rounds
+/// inside the int8 range, where that loop (which has no clamp) and
+/// [`round_q8`] agree, whatever the scale `inv` came from.
+#[inline(always)]
+#[allow(unused_variables)]
+pub(crate) fn round_q8_pairs(
+    x: &[f32],
+    amax: f32,
+    inv: f32,
+    q: &mut [i8],
+    pairs: &mut [u32],
+) -> bool {
+    #[cfg(all(target_arch = "arm", thinkling_arm_dsp, thinkling_arm_fp16))]
+    {
+        let quads = x.len() / 4;
+        let fits = x.len().is_multiple_of(4)
+            && (1..=8).contains(&quads)
+            && q.len() >= x.len()
+            && pairs.len() >= 2 * quads
+            && amax * inv < 127.5;
+        if fits {
+            // SAFETY: `x` and `q` hold `4 · quads` elements and `pairs`
+            // `2 · quads` words (checked above).
+            unsafe {
+                super::arm::quantize_q8_pairs(
+                    x.as_ptr(),
+                    inv,
+                    q.as_mut_ptr(),
+                    pairs.as_mut_ptr(),
+                    quads,
+                );
+            }
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether this target's Q8/Q4 kernels read [`QuantizedActivations`]'s
 /// halfword pairs (Armv7E-M with its FPU).
 const PAIRS: bool = cfg!(all(

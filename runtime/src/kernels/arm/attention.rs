@@ -2,6 +2,7 @@
 
 use core::arch::asm;
 
+use crate::kernels::portable;
 use crate::kernels::view::Head;
 
 /// Converts the eight halves of `s8..s11` (low half first) to `s24..s31`.
@@ -657,4 +658,214 @@ pub fn q8_values8x2(
         *o = *a;
     }
     true
+}
+
+/// The exponential of one head's score: `s{x}` holds `x · 2^25` to fixed
+/// point (`{m}`, a copy in a core register) and ends holding `2^x` as
+/// `kernels::exp2` computes it, `s{r}` is scratch, `s29` holds `ln 2`.
+/// The signed low 16 bits are the rest, the bits above them the step:
+/// its table entry plus the step shifted into the exponent field.
+macro_rules! exp2_head {
+    ($m:literal, $x:literal, $r:literal) => {
+        concat!(
+            "sbfx {t0}, {",
+            $m,
+            "}, #0, #16\n",
+            "sub {",
+            $m,
+            "}, {",
+            $m,
+            "}, {t0}\n",
+            "ubfx {t1}, {",
+            $m,
+            "}, #16, #9\n",
+            "ldr {t1}, [{tab}, {t1}, lsl #2]\n",
+            "add {t1}, {t1}, {",
+            $m,
+            "}, asr #2\n",
+            "vmov s",
+            $x,
+            ", s",
+            $r,
+            ", {t1}, {t0}\n",
+            "vcvt.f32.s32 s",
+            $r,
+            ", s",
+            $r,
+            ", #25\n",
+            "vmul.f32 s",
+            $r,
+            ", s",
+            $x,
+            ", s",
+            $r,
+            "\n",
+            "vmla.f32 s",
+            $x,
+            ", s",
+            $r,
+            ", s29\n",
+        )
+    };
+}
+
+/// [`q8_values8x2`] with the softmax weights computed on the way: `scores`
+/// holds the two heads' base-2 scores of a position side by side, each
+/// weight is `kernels::exp2(score − max)` of its head (bit for bit: the
+/// same integer and f32 operations, VMLA being the unfused
+/// multiply-add), summed in position order; returns both sums. With
+/// `keep`, the weights replace the scores (for the heads' next eight
+/// values). One pass over the positions instead of two: the scores are
+/// loaded once and the weights never stored when not kept.
+#[allow(clippy::too_many_arguments)]
+pub fn q8_softmax_values8x2(
+    scores: &mut [f32],
+    max: [f32; 2],
+    keep: bool,
+    values: &[i8],
+    stride: usize,
+    scales: &[u16],
+    scale_stride: usize,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) -> Option<[f32; 2]> {
+    let n = scores.len() / 2;
+    let aligned = (values.as_ptr() as usize).is_multiple_of(4) && stride.is_multiple_of(4);
+    if n == 0
+        || out0.len() < 8
+        || out1.len() < 8
+        || !aligned
+        || values.len() < (n - 1).saturating_mul(stride).saturating_add(8)
+        || scales.len() < (n - 1).saturating_mul(scale_stride).saturating_add(1)
+    {
+        return None;
+    }
+    // Every FPU register's start, loaded by one VLDM and stored back by
+    // one VSTM: the sixteen sums (s0..s15, zero), the maxima (s27, s28),
+    // `ln 2` (s29) and the two weight sums (s30, s31, zero).
+    let mut regs = [0f32; 32];
+    regs[27] = max[0];
+    regs[28] = max[1];
+    regs[29] = core::f32::consts::LN_2;
+    // The shifts and field widths in `exp2_head!` are these constants'.
+    const _: () = assert!(portable::EXP2_FRAC == 25 && portable::EXP2_STEPS == 512);
+    let table = portable::EXP2_TABLE.as_ptr();
+    macro_rules! run {
+        ($load:literal, $store:literal, $scale:literal, $values:literal, $($ops:tt)*) => {
+            // SAFETY: rows `p < n` have their 8 values and their scale
+            // inside the slices (checked above), word-aligned as LDRD
+            // needs; `scores` holds `2n` entries, `regs` 32, and the table
+            // 512 words, indexed by a 9-bit field. Only the declared
+            // registers are written.
+            unsafe {
+                asm!(
+                    "vldmia {op}, {{s0-s31}}",
+                    "2:",
+                    $load,
+                    "vsub.f32 s24, s24, s27",
+                    "vsub.f32 s25, s25, s28",
+                    "vcvt.s32.f32 s24, s24, #25",
+                    "vcvt.s32.f32 s25, s25, #25",
+                    "vmov {w0}, {w1}, s24, s25",
+                    exp2_head!("w0", "24", "25"),
+                    exp2_head!("w1", "25", "26"),
+                    "vadd.f32 s30, s30, s24",
+                    "vadd.f32 s31, s31, s25",
+                    $store,
+                    $scale,
+                    "vmov s26, {t0}",
+                    "vcvtb.f32.f16 s26, s26",
+                    "vmul.f32 s24, s24, s26",
+                    "vmul.f32 s25, s25, s26",
+                    $values,
+                    unpack4!("w0", "16", "17", "18", "19"),
+                    unpack4!("w1", "20", "21", "22", "23"),
+                    "vcvt.f32.s32 s16, s16",
+                    "vcvt.f32.s32 s17, s17",
+                    "vcvt.f32.s32 s18, s18",
+                    "vcvt.f32.s32 s19, s19",
+                    "vcvt.f32.s32 s20, s20",
+                    "vcvt.f32.s32 s21, s21",
+                    "vcvt.f32.s32 s22, s22",
+                    "vcvt.f32.s32 s23, s23",
+                    "vmla.f32 s0, s24, s16",
+                    "vmla.f32 s1, s24, s17",
+                    "vmla.f32 s2, s24, s18",
+                    "vmla.f32 s3, s24, s19",
+                    "vmla.f32 s4, s24, s20",
+                    "vmla.f32 s5, s24, s21",
+                    "vmla.f32 s6, s24, s22",
+                    "vmla.f32 s7, s24, s23",
+                    "vmla.f32 s8, s25, s16",
+                    "vmla.f32 s9, s25, s17",
+                    "vmla.f32 s10, s25, s18",
+                    "vmla.f32 s11, s25, s19",
+                    "vmla.f32 s12, s25, s20",
+                    "vmla.f32 s13, s25, s21",
+                    "vmla.f32 s14, s25, s22",
+                    "vmla.f32 s15, s25, s23",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vstmia {op}, {{s0-s31}}",
+                    ap = inout(reg) scores.as_mut_ptr() => _,
+                    vp = inout(reg) values.as_ptr() => _,
+                    sp = inout(reg) scales.as_ptr() => _,
+                    n = inout(reg) n => _,
+                    op = in(reg) regs.as_mut_ptr(),
+                    tab = in(reg) table,
+                    w0 = out(reg) _,
+                    w1 = out(reg) _,
+                    t0 = out(reg) _,
+                    t1 = out(reg) _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    $($ops)*
+                    options(nostack),
+                );
+            }
+        };
+    }
+    // Rows of 32 with one scale each (kv_dim 32: the tiny shape and the
+    // default model) step by post-indexed loads, two additions fewer per
+    // position; other shapes add their strides.
+    macro_rules! strides {
+        ($load:literal, $store:literal) => {
+            if stride == 32 && scale_stride == 1 {
+                run!(
+                    $load,
+                    $store,
+                    "ldrh {t0}, [{sp}], #2",
+                    "ldrd {w0}, {w1}, [{vp}], #32",
+                );
+            } else {
+                run!(
+                    $load,
+                    $store,
+                    "ldrh {t0}, [{sp}]\nadd {sp}, {sp}, {sstride}",
+                    "ldrd {w0}, {w1}, [{vp}]\nadd {vp}, {vp}, {stride}",
+                    stride = in(reg) stride,
+                    sstride = in(reg) scale_stride * 2,
+                );
+            }
+        };
+    }
+    if keep {
+        strides!("vldmia {ap}, {{s24-s25}}", "vstmia {ap}!, {{s24-s25}}");
+    } else {
+        strides!("vldmia {ap}!, {{s24-s25}}", "");
+    }
+    let (a0, a1) = regs.split_at(8);
+    for (o, a) in out0.iter_mut().zip(a0) {
+        *o = *a;
+    }
+    for (o, a) in out1.iter_mut().zip(a1.iter().take(8)) {
+        *o = *a;
+    }
+    Some([regs[30], regs[31]])
 }

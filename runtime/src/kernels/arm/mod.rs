@@ -13,7 +13,9 @@ mod groups;
 pub(super) mod rows;
 
 #[cfg(thinkling_arm_fp16)]
-pub use attention::{attend_head_f16, q8_scores, q8_scores2, q8_values8, q8_values8x2};
+pub use attention::{
+    attend_head_f16, q8_scores, q8_scores2, q8_softmax_values8x2, q8_values8, q8_values8x2,
+};
 
 /// `acc + Σ w_i · x_i` of four int8 pairs packed little-endian in `w`, `x`.
 /// Products are at most 128 · 128, so the dual 16-bit multiply-adds never
