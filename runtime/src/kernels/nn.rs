@@ -143,16 +143,6 @@ pub(crate) fn attend_q8(
     (keys, values): (&[i8], &[i8]),
     (key_scales, value_scales): (&[u16], &[u16]),
 ) {
-    let head = |qh| Head {
-        q: qh,
-        keys,
-        values,
-        key_scales,
-        value_scales,
-        kv_dim: h.kv_dim,
-        off: 0,
-        scale: h.scale,
-    };
     let gh = h.group_heads.max(1);
     let paired = gh >= 2 && scores.len() >= n.saturating_mul(2);
     let scores = scores.get_mut(..if paired { 2 * n } else { n });
@@ -164,11 +154,11 @@ pub(crate) fn attend_q8(
         .zip(out.chunks_exact_mut(h.hd))
         .enumerate();
     while let Some((i, (qh, oh))) = heads.next() {
-        let off = (i / gh) * h.hd;
-        let one = Head { off, ..head(qh) };
+        let one = query_head(h, i, qh, (keys, values), (key_scales, value_scales));
         if paired && (i + 1) % gh != 0 {
             if let Some((_, (qh2, oh2))) = heads.next() {
-                let two = Head { off, ..head(qh2) };
+                // The next query head reads the same kv head.
+                let two = Head { q: qh2, ..one };
                 super::attention_q8::attend_pair_q8([&one, &two], oh, oh2, scores);
                 continue;
             }
@@ -193,18 +183,30 @@ fn each_head<T>(
         .zip(out.chunks_exact_mut(h.hd))
         .enumerate()
     {
-        let off = (head / h.group_heads) * h.hd;
-        let one = Head {
-            q: qh,
-            keys,
-            values,
-            key_scales,
-            value_scales,
-            kv_dim: h.kv_dim,
-            off,
-            scale: h.scale,
-        };
+        let one = query_head(h, head, qh, (keys, values), (key_scales, value_scales));
         attend_one(&one, oh, scores);
+    }
+}
+
+/// Query head number `head`, `qh`, with the part of the cached rows of the
+/// kv head it reads.
+#[inline(always)]
+fn query_head<'a, T>(
+    h: &Heads,
+    head: usize,
+    qh: &'a [f32],
+    (keys, values): (&'a [T], &'a [T]),
+    (key_scales, value_scales): (&'a [u16], &'a [u16]),
+) -> Head<'a, T> {
+    Head {
+        q: qh,
+        keys,
+        values,
+        key_scales,
+        value_scales,
+        kv_dim: h.kv_dim,
+        off: (head / h.group_heads.max(1)) * h.hd,
+        scale: h.scale,
     }
 }
 
